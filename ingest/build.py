@@ -1,0 +1,182 @@
+"""Corpus → index bundle, re-embedding only documents whose content changed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .bundle import (
+    Bundle,
+    BundleError,
+    BundleWriter,
+    DocumentEntry,
+    SkippedEntry,
+    load_bundle,
+    new_manifest,
+    read_manifest,
+)
+from .chunking import CHUNKER_VERSION, SectionChunker
+from .corpus import Skipped, read_corpus
+from .documents import Chunk, Document
+from .embedding import Embedder
+from .lexical import LEXICAL_VERSION, LexicalIndex
+from .settings import IngestSettings
+
+EMBED_TEXT_VERSION = "chunk-text-v1"
+
+
+def embed_text(document: Document, chunk: Chunk) -> str:
+    """The text whose embedding stands for a chunk in the dense index."""
+    return document.text[chunk.start:chunk.end]
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+@dataclass
+class IngestReport:
+    documents: int = 0
+    chunks: int = 0
+    embedded_documents: int = 0
+    reused_documents: int = 0
+    removed_documents: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def summary(self) -> str:
+        state = "index up to date" if self.up_to_date else "index built"
+        return (
+            f"{state}: {self.documents} documents, {self.chunks} chunks, "
+            f"{len(self.skipped)} skipped ({self.embedded_documents} embedded, "
+            f"{self.reused_documents} reused, {self.removed_documents} removed) "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+class IndexBuilder:
+    """Builds or refreshes the bundle at ``settings.index_dir`` from ``settings.corpus_dir``."""
+
+    def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
+        self.chunker = SectionChunker(settings.chunk_size, settings.chunk_overlap)
+
+    def recorded_settings(self) -> dict[str, int | str]:
+        return {
+            **self.settings.chunking(),
+            "chunker": CHUNKER_VERSION,
+            "lexical": LEXICAL_VERSION,
+            "embed_text": EMBED_TEXT_VERSION,
+        }
+
+    def _previous(self, index_dir: Path) -> Bundle | None:
+        """The current bundle if its vectors can be reused (same model and settings)."""
+        try:
+            manifest = read_manifest(index_dir)
+        except BundleError:
+            return None
+        if manifest.embed_model != self.settings.embed_model or manifest.settings != self.recorded_settings():
+            return None
+        try:
+            return load_bundle(index_dir)
+        except BundleError:
+            return None
+
+    def build(self, progress: Progress | None = None, force: bool = False) -> IngestReport:
+        began = time.perf_counter()
+        corpus_dir, index_dir = Path(self.settings.corpus_dir), Path(self.settings.index_dir)
+        if not corpus_dir.is_dir():
+            raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+        report = IngestReport()
+        documents: list[Document] = []
+        for item in read_corpus(corpus_dir):
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                documents.append(item)
+
+        previous = None if force else self._previous(index_dir)
+        old = previous.manifest.documents if previous else {}
+        current = {d.doc_id: d.content_hash for d in documents}
+        report.documents = len(documents)
+        report.removed_documents = len(set(old) - set(current))
+        if previous is not None and current == {k: v.content_hash for k, v in old.items()}:
+            report.up_to_date = True
+            report.chunks = previous.manifest.chunk_count
+            report.reused_documents = len(documents)
+            report.seconds = time.perf_counter() - began
+            return report
+
+        with BundleWriter(index_dir) as writer:
+            writer.write_documents(documents)
+            chunk_rows: list[tuple[Document, int, int, str | None]] = []
+            reused: dict[int, np.ndarray] = {}
+            to_embed: list[int] = []
+            old_chunks: dict[str, list[Chunk]] = {}
+            if previous is not None:
+                for chunk in previous.chunks:
+                    old_chunks.setdefault(chunk.doc_id, []).append(chunk)
+            for document in documents:
+                entry = old.get(document.doc_id)
+                if entry is not None and entry.content_hash == document.content_hash:
+                    report.reused_documents += 1
+                    prior = old_chunks.get(document.doc_id, [])
+                    vectors = previous.vectors([c.chunk_id for c in prior])
+                    for chunk, vector in zip(prior, vectors):
+                        reused[len(chunk_rows)] = vector
+                        chunk_rows.append((document, chunk.start, chunk.end, chunk.section))
+                else:
+                    report.embedded_documents += 1
+                    for span in self.chunker.split(document.text, document.sections):
+                        to_embed.append(len(chunk_rows))
+                        chunk_rows.append((document, span.start, span.end, span.section))
+
+            chunks = [
+                Chunk(chunk_id=i, doc_id=doc.doc_id, start=start, end=end, section=section)
+                for i, (doc, start, end, section) in enumerate(chunk_rows)
+            ]
+            by_id = {d.doc_id: d for d in documents}
+            if progress is not None:
+                progress.start(len(to_embed))
+            fresh = self.embedder.embed(
+                [embed_text(by_id[chunks[i].doc_id], chunks[i]) for i in to_embed],
+                progress=progress.advance if progress is not None else None,
+            )
+            dimension = fresh.shape[1] if len(to_embed) else (
+                previous.manifest.dimension if previous is not None else self.embedder.dimension
+            )
+            vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
+            for row, vector in reused.items():
+                vectors[row] = vector
+            for row, vector in zip(to_embed, fresh):
+                vectors[row] = vector
+            writer.write_chunks(chunks)
+            writer.write_dense(vectors)
+            writer.write_lexical(LexicalIndex.build([by_id[c.doc_id].text[c.start:c.end] for c in chunks]))
+            writer.commit(
+                new_manifest(
+                    embed_model=self.settings.embed_model,
+                    dimension=dimension,
+                    settings=self.recorded_settings(),
+                    documents={
+                        d.doc_id: DocumentEntry(
+                            path=d.path,
+                            content_hash=d.content_hash,
+                            chunks=sum(1 for c in chunks if c.doc_id == d.doc_id),
+                        )
+                        for d in documents
+                    },
+                    skipped=[SkippedEntry(path=s.path, reason=s.reason) for s in report.skipped],
+                    chunk_count=len(chunks),
+                )
+            )
+        report.chunks = len(chunks)
+        report.seconds = time.perf_counter() - began
+        return report

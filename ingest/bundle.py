@@ -1,0 +1,239 @@
+"""The index bundle: the one place that writes and reads it.
+
+A bundle is a folder::
+
+    manifest.json      format version, model, dimension, settings, per-document hashes
+    documents.jsonl    one document a line: metadata, sections and canonical text
+    chunks.jsonl       one chunk a line: document, section, start, end
+    dense.faiss        inner-product FAISS index of unit vectors, row i = chunk i
+    lexical/           BM25 index (bm25s), row i = chunk i
+
+Writes go to a staging folder beside the target, which is renamed into place
+only when every file is complete; a crash leaves the previous bundle as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+from pydantic import BaseModel
+
+from .documents import Chunk, Document, Section, Span
+from .lexical import LexicalIndex
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.jsonl"
+CHUNKS = "chunks.jsonl"
+DENSE = "dense.faiss"
+LEXICAL = "lexical"
+_STAGING = ".staging-"
+_RETIRED = ".retired-"
+
+
+class BundleError(Exception):
+    """A bundle that is missing, damaged or built for another model or format."""
+
+
+class DocumentEntry(BaseModel):
+    path: str
+    content_hash: str
+    chunks: int
+
+
+class SkippedEntry(BaseModel):
+    path: str
+    reason: str
+
+
+class Manifest(BaseModel):
+    format_version: int
+    created_at: str
+    embed_model: str
+    dimension: int
+    settings: dict[str, int | str]
+    documents: dict[str, DocumentEntry]
+    skipped: list[SkippedEntry] = []
+    chunk_count: int
+
+
+@dataclass
+class Bundle:
+    """A loaded index: documents, chunk table and both search indexes."""
+
+    manifest: Manifest
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    dense: faiss.Index
+    lexical: LexicalIndex
+
+    def chunk_text(self, chunk: Chunk) -> str:
+        return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
+
+    def vectors(self, chunk_ids: list[int]) -> np.ndarray:
+        """The stored embedding of each chunk, in the order given."""
+        if not chunk_ids:
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        return np.vstack([self.dense.reconstruct(int(i)) for i in chunk_ids]).astype(np.float32)
+
+
+def _section_from_json(row: dict) -> Section:
+    heading = row.get("heading")
+    return Section(row["title"], row["start"], row["end"], Span(**heading) if heading else None)
+
+
+def _siblings(index_dir: Path, marker: str) -> list[Path]:
+    return sorted(index_dir.parent.glob(f".{index_dir.name}{marker}*"))
+
+
+def _recover(index_dir: Path) -> None:
+    """Finish a swap that a crash interrupted between its two renames."""
+    if index_dir.exists():
+        return
+    retired = _siblings(index_dir, _RETIRED)
+    if retired:
+        os.replace(retired[-1], index_dir)
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    index_dir = Path(index_dir)
+    _recover(index_dir)
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise BundleError(f"no index at {index_dir}: build it with 'qa ingest'")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"the index manifest at {path} is unreadable ({exc}); re-ingest with 'qa ingest'") from None
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"the index at {index_dir} has format version {version}, this service reads "
+            f"version {FORMAT_VERSION}; re-ingest with 'qa ingest'"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValueError as exc:
+        raise BundleError(f"the index manifest at {path} is invalid ({exc}); re-ingest with 'qa ingest'") from None
+
+
+def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
+    """Read a bundle, refusing one built with another model or format version."""
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir)
+    if expected_model is not None and manifest.embed_model != expected_model:
+        raise BundleError(
+            f"the index at {index_dir} was built with embedding model {manifest.embed_model!r}, "
+            f"but this service is set to use {expected_model!r}; re-ingest with 'qa ingest'"
+        )
+    try:
+        documents: dict[str, Document] = {}
+        with open(index_dir / DOCUMENTS, encoding="utf-8") as handle:
+            for line in handle:
+                row = json.loads(line)
+                row["sections"] = tuple(_section_from_json(s) for s in row["sections"])
+                documents[row["doc_id"]] = Document(**row)
+        with open(index_dir / CHUNKS, encoding="utf-8") as handle:
+            chunks = [Chunk(**json.loads(line)) for line in handle]
+        dense = faiss.read_index(str(index_dir / DENSE))
+        lexical = LexicalIndex.load(index_dir / LEXICAL)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise BundleError(f"the index at {index_dir} is damaged ({exc}); re-ingest with 'qa ingest'") from None
+    if dense.ntotal != len(chunks) or dense.d != manifest.dimension:
+        raise BundleError(f"the index at {index_dir} is inconsistent; re-ingest with 'qa ingest'")
+    return Bundle(manifest, documents, chunks, dense, lexical)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class BundleWriter:
+    """Stage a new bundle next to ``index_dir`` and swap it in on :meth:`commit`.
+
+    Use as a context manager: leaving the block without committing (an
+    exception) removes the staging folder and leaves the old bundle untouched.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.index_dir.parent.mkdir(parents=True, exist_ok=True)
+        _recover(self.index_dir)
+        self._remove_abandoned()
+        prefix = f".{self.index_dir.name}{_STAGING}{os.getpid()}-"
+        self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=self.index_dir.parent))
+        self.staging.chmod(0o755)
+        self._committed = False
+
+    def _remove_abandoned(self) -> None:
+        """Staging folders of ingests that died (their process is gone)."""
+        for path in _siblings(self.index_dir, _STAGING):
+            pid = path.name.split(_STAGING, 1)[1].split("-", 1)[0]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+        if self.index_dir.exists():
+            for path in _siblings(self.index_dir, _RETIRED):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._committed:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def write_documents(self, documents: list[Document]) -> None:
+        with open(self.staging / DOCUMENTS, "w", encoding="utf-8") as handle:
+            for document in documents:
+                handle.write(json.dumps(asdict(document), ensure_ascii=False) + "\n")
+
+    def write_chunks(self, chunks: list[Chunk]) -> None:
+        with open(self.staging / CHUNKS, "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+
+    def write_dense(self, vectors: np.ndarray) -> None:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(index, str(self.staging / DENSE))
+
+    def write_lexical(self, lexical: LexicalIndex) -> None:
+        lexical.save(self.staging / LEXICAL)
+
+    def commit(self, manifest: Manifest) -> None:
+        """Write the manifest last, then swap the staged bundle into place."""
+        path = self.staging / MANIFEST
+        path.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        retired = None
+        if self.index_dir.exists():
+            retired = self.index_dir.with_name(f".{self.index_dir.name}{_RETIRED}{os.getpid()}")
+            shutil.rmtree(retired, ignore_errors=True)
+            os.replace(self.index_dir, retired)
+        os.replace(self.staging, self.index_dir)
+        self._committed = True
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+
+
+def new_manifest(**fields: object) -> Manifest:
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    )

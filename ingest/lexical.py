@@ -1,0 +1,57 @@
+"""The lexical (BM25) side of the index and the tokenizer that queries must share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+LEXICAL_VERSION = "bm25s-lucene-en-stem-v1"
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, stop-word-free, stemmed tokens: the same for chunks and queries."""
+    return bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+class LexicalIndex:
+    """BM25 over chunk texts, rows aligned with the chunk table."""
+
+    def __init__(self, retriever: bm25s.BM25) -> None:
+        self._retriever = retriever
+        self.vocabulary = frozenset(retriever.vocab_dict)
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        retriever = bm25s.BM25(method="lucene")
+        tokens = tokenize(texts)
+        # bm25s can't index an empty corpus or all-empty documents; a placeholder
+        # token keeps rows aligned and never matches a query token.
+        tokens = [row or ["\x00"] for row in tokens] or [["\x00"]]
+        retriever.index(tokens, show_progress=False)
+        return cls(retriever)
+
+    def save(self, directory: Path) -> None:
+        self._retriever.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(directory), show_progress=False, verbosity=0))
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every chunk for the (already tokenized) query."""
+        known = [token for token in query_tokens if token in self.vocabulary]
+        if not known:
+            return np.zeros(self._retriever.scores["num_docs"], dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(known), dtype=np.float32)

