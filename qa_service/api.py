@@ -1,0 +1,210 @@
+"""The HTTP service: FastAPI app factory, error envelope, readiness."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ingest.bundle import BundleError, load_bundle
+from ingest.embedding import Embedder, ModelNotFoundError
+
+from . import __version__
+from .answering import Answerer, UnknownDocumentError
+from .schemas import (
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    AskRequest,
+    AskResponse,
+    DocumentDetail,
+    DocumentSummary,
+    ErrorResponse,
+    SearchResponse,
+)
+from .settings import ServiceSettings
+
+log = logging.getLogger("qa_service")
+
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "Malformed request"},
+    404: {"model": ErrorResponse, "description": "Not found"},
+    422: {"model": ErrorResponse, "description": "Invalid request"},
+    503: {"model": ErrorResponse, "description": "Index not loaded yet"},
+}
+
+
+class ServiceState:
+    """Loads the bundle and model in the background; the app is ready when it's done."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.answerer: Answerer | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def start_loading(self) -> None:
+        self._thread = threading.Thread(target=self._load, name="index-loader", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            bundle = load_bundle(self.settings.index_dir, expected_model=self.settings.embed_model)
+            embedder = Embedder(bundle.manifest.embed_model, self.settings.embed_batch_size)
+            embedder.warm_up()
+            self.answerer = Answerer(bundle, embedder, self.settings)
+            log.info(
+                "index loaded: %d documents, %d chunks", len(bundle.documents), len(bundle.chunks)
+            )
+        except (BundleError, ModelNotFoundError) as exc:
+            self.error = str(exc)
+            log.error("index not loaded: %s", exc)
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def require(self) -> Answerer:
+        if self.answerer is None:
+            message = self.error or "the index is still loading; try again shortly"
+            raise HTTPException(503, detail={"code": "not_ready", "message": message})
+        return self.answerer
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+def _describe(errors: list[dict]) -> tuple[int, str, str]:
+    """Status, code and message for a request that failed validation."""
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return 400, "malformed_json", f"the request body is not valid JSON: {err.get('msg', '')}".rstrip(": ")
+    err = errors[0]
+    loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(loc) or "body"
+    kind = err.get("type", "")
+    if field == "question":
+        if kind == "missing":
+            return 422, "missing_question", "the request needs a 'question'"
+        if kind == "string_too_long":
+            return 422, "question_too_long", f"the question is longer than {MAX_QUESTION_CHARS} characters"
+        if kind in ("string_too_short", "value_error"):
+            return 422, "empty_question", "the question is empty"
+    if field in ("top_k", "k"):
+        return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K}"
+    if field == "q":
+        return 422, "invalid_query", "the query parameter 'q' must be a non-empty string"
+    if kind == "model_attributes_type" or field == "body":
+        return 422, "invalid_body", "the request body must be a JSON object"
+    return 422, "invalid_request", f"{field}: {err.get('msg', 'invalid value')}"
+
+
+def create_app(settings: ServiceSettings | None = None, load: bool = True) -> FastAPI:
+    settings = settings or ServiceSettings()
+    state = ServiceState(settings)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if load:
+            state.start_loading()
+        yield
+
+    app = FastAPI(
+        title="Drug information QA",
+        version=__version__,
+        description=(
+            "Extractive question answering over drug leaflets. Every answer is a verbatim "
+            "quotation with a citation (document, section, character offsets into the "
+            "document's canonical text, served by /v1/documents/{doc_id}). Errors are "
+            '`{"error": {"code": ..., "message": ...}}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = state
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(*_describe(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return _error(exc.status_code, exc.detail["code"], exc.detail["message"])
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(UnknownDocumentError)
+    async def _unknown_doc(_: Request, exc: UnknownDocumentError) -> JSONResponse:
+        return _error(422, "unknown_doc_id", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
+        log.exception("unhandled error")
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: ERRORS[503]})
+    def readyz() -> dict:
+        """The index is loaded and questions can be answered (503 until then)."""
+        answerer = state.require()
+        manifest = answerer.bundle.manifest
+        return {
+            "status": "ready",
+            "documents": len(answerer.bundle.documents),
+            "chunks": manifest.chunk_count,
+            "embed_model": manifest.embed_model,
+            "index_built": manifest.created_at,
+        }
+
+    @app.post("/v1/ask", response_model=AskResponse, tags=["qa"], responses=ERRORS)
+    def ask(request: AskRequest) -> AskResponse:
+        """Answer a question with verbatim, cited spans, or decline (`answered: false`)."""
+        return state.require().ask(request.question, request.top_k, request.doc_ids)
+
+    @app.get("/v1/search", response_model=SearchResponse, tags=["qa"], responses=ERRORS)
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="The query")],
+        k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages")] = 10,
+        doc_id: Annotated[list[str] | None, Query(description="Only search these documents")] = None,
+    ) -> SearchResponse:
+        """Ranked passages for a query (hybrid dense + BM25 retrieval)."""
+        if not q.strip():
+            raise RequestValidationError([{"loc": ("query", "q"), "type": "string_too_short", "msg": "empty"}])
+        return state.require().search(q, k, doc_id)
+
+    @app.get("/v1/documents", response_model=list[DocumentSummary], tags=["documents"], responses=ERRORS)
+    def documents() -> list[DocumentSummary]:
+        """Every indexed document: id, title, source, length and section titles."""
+        return [_summary(d) for d in state.require().bundle.documents.values()]
+
+    @app.get("/v1/documents/{doc_id}", response_model=DocumentDetail, tags=["documents"], responses=ERRORS)
+    def document(doc_id: str) -> DocumentDetail:
+        """One document with its canonical text; every citation offset indexes into `text`."""
+        found = state.require().bundle.documents.get(doc_id)
+        if found is None:
+            raise HTTPException(404, detail={"code": "unknown_doc_id", "message": f"unknown doc_id: {doc_id}"})
+        return DocumentDetail(**_summary(found).model_dump(), text=found.text)
+
+    return app
+
+
+def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Document
+    return DocumentSummary(
+        doc_id=document.doc_id,
+        title=document.title,
+        source=document.source,
+        format=document.format,
+        length=len(document.text),
+        sections=[s.title for s in document.sections if s.title],
+    )

@@ -1,0 +1,197 @@
+"""The ``qa`` command: ingest, serve, ask and eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ingest.bundle import BundleError
+from ingest.embedding import ModelNotFoundError
+
+from .settings import ServiceSettings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Extractive, cited question answering over drug leaflets.",
+)
+
+EXIT_SKIPPED = 3
+IndexOption = Annotated[
+    Optional[Path], typer.Option("--index", help="Index bundle folder [env QA_INDEX_DIR, default ./index]")
+]
+
+
+def _settings(index: Path | None = None, **overrides: object) -> ServiceSettings:
+    settings = ServiceSettings()
+    updates = {key: value for key, value in overrides.items() if value is not None}
+    if index is not None:
+        updates["index_dir"] = index
+    return settings.model_copy(update=updates)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+class _RichProgress:
+    """Embedding progress bar on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = None
+
+    def start(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("embedding chunks", total=total)
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+@app.command()
+def ingest(
+    corpus_dir: Annotated[Optional[Path], typer.Argument(help="Corpus folder [env QA_CORPUS_DIR, default ./corpus]")] = None,
+    index: IndexOption = None,
+    force: Annotated[bool, typer.Option(help="Re-embed every document even if unchanged.")] = False,
+) -> None:
+    """Build or refresh the index from a corpus folder (only changed files are re-embedded).
+
+    Exit status: 0 all files indexed, 3 index built but some files were skipped, 1 error.
+    """
+    from ingest.build import IndexBuilder
+
+    settings = _settings(index, corpus_dir=corpus_dir)
+    progress = _RichProgress() if sys.stderr.isatty() else None
+    try:
+        report = IndexBuilder(settings).build(progress=progress, force=force)
+    except (FileNotFoundError, ModelNotFoundError, BundleError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        if progress is not None:
+            progress.stop()
+    for skipped in report.skipped:
+        typer.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
+    typer.echo(report.summary())
+    if report.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command()
+def serve(
+    index: IndexOption = None,
+    host: Annotated[Optional[str], typer.Option(help="[env QA_HOST, default 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="[env QA_PORT, default 8000]")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from .api import create_app
+
+    settings = _settings(index, host=host, port=port)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"API docs at {base}/docs, chat widget at {base}/ (index {settings.index_dir})", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _answerer(settings: ServiceSettings):  # noqa: ANN202
+    from ingest.bundle import load_bundle
+    from ingest.embedding import Embedder
+
+    from .answering import Answerer
+
+    try:
+        bundle = load_bundle(settings.index_dir, expected_model=settings.embed_model)
+        return Answerer(bundle, Embedder(bundle.manifest.embed_model, settings.embed_batch_size), settings)
+    except (BundleError, ModelNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=20, help="How many answers")] = 3,
+    doc_id: Annotated[Optional[list[str]], typer.Option(help="Only search this document (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON response")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Answer a question from the index, with citations."""
+    from .answering import UnknownDocumentError
+    from .schemas import AskRequest
+
+    try:
+        AskRequest(question=question, top_k=top_k, doc_ids=doc_id)
+    except ValueError as exc:
+        _fail(f"invalid question: {exc.errors()[0]['msg']}", 2)  # type: ignore[attr-defined]
+    answerer = _answerer(_settings(index))
+    try:
+        response = answerer.ask(question, top_k, doc_id)
+    except UnknownDocumentError as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        typer.echo(response.model_dump_json(indent=2))
+        return
+    if not response.answered:
+        typer.echo(f"No answer in the documents: {response.reason}.")
+        return
+    for i, answer in enumerate(response.answers, start=1):
+        c = answer.citation
+        section = f", section \"{c.section}\"" if c.section else ""
+        typer.echo(f"{i}. \"{answer.text}\"")
+        typer.echo(f"   Source: {c.title}{section} [{c.doc_id} {c.start}:{c.end}] ({answer.confidence}, {answer.score:.2f})")
+
+
+@app.command("eval")
+def evaluate(
+    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON lines)")] = Path("eval/gold.jsonl"),
+    index: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
+    details: Annotated[Optional[Path], typer.Option(help="Write each question's answers and hits here")] = None,
+) -> None:
+    """Score the service on a gold question set (per split and overall)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .evaluation import METRICS, dump_results, load_gold, report, run_gold
+
+    if not gold.exists():
+        _fail(f"gold file {gold} does not exist")
+    try:
+        questions = load_gold(gold)
+    except ValueError as exc:
+        _fail(f"gold file {gold} is invalid: {exc}")
+    results = run_gold(_answerer(_settings(index)), questions)
+    table = report(results)
+    if details is not None:
+        dump_results(results, details)
+    if as_json:
+        typer.echo(json.dumps(table, indent=2))
+        return
+    out = Table(title=f"Gold evaluation ({gold})")
+    out.add_column("metric")
+    for split in table:
+        out.add_column(f"{split} (n={table[split]['questions']})", justify="right")
+    for metric in METRICS:
+        out.add_row(metric, *(f"{table[s][metric]:.3f}" for s in table))
+    Console().print(out)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,147 @@
+"""Gold-set evaluation: answer-span and passage hits, MRR, and abstention rates.
+
+A gold line is ``{"id", "question", "answerable", "evidence": [str], "docs": [str], "split"}``.
+An answer or passage is a hit when it contains one of the evidence strings
+(compared case-insensitively with white space folded). Ranking metrics come
+from ranx; the abstention rates are plain shares.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .answering import Answerer
+
+
+class GoldQuestion(BaseModel):
+    id: str
+    question: str
+    answerable: bool
+    evidence: list[str] = []
+    docs: list[str] = []
+    split: str = "tune"
+    topic: str | None = None
+
+
+def load_gold(path: Path) -> list[GoldQuestion]:
+    with open(path, encoding="utf-8") as handle:
+        return [GoldQuestion.model_validate_json(line) for line in handle if line.strip()]
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def contains_evidence(text: str, evidence: list[str]) -> bool:
+    folded = _fold(text)
+    return any(_fold(e) in folded for e in evidence)
+
+
+@dataclass
+class QuestionResult:
+    question: GoldQuestion
+    answered: bool
+    answer_hits: list[bool]
+    passage_hits: list[bool]
+    answers: list[dict] = field(default_factory=list)
+
+
+METRICS = (
+    "answer_hit@1",
+    "answer_hit@3",
+    "answer_mrr",
+    "passage_hit@3",
+    "passage_mrr@10",
+    "unanswerable_declined",
+    "answerable_declined",
+)
+
+
+def _ranking_metrics(results: list[QuestionResult], attr: str, metrics: list[str]) -> dict[str, float]:
+    from ranx import Qrels, Run, evaluate
+
+    qrels, run = {}, {}
+    for r in results:
+        hits = getattr(r, attr)
+        qid = r.question.id
+        # "__gold__" is never retrieved: it keeps every query judged even with no hit.
+        qrels[qid] = {"__gold__": 1, **{f"r{i}": 1 for i, hit in enumerate(hits) if hit}}
+        run[qid] = {f"r{i}": float(len(hits) - i) for i in range(len(hits))} or {"__none__": 0.0}
+    if not qrels:
+        return {m: float("nan") for m in metrics}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = evaluate(Qrels(qrels), Run(run), metrics)
+    if len(metrics) == 1:
+        scores = {metrics[0]: scores}
+    return {m: float(v) for m, v in scores.items()}
+
+
+def summarize(results: list[QuestionResult]) -> dict[str, float]:
+    answerable = [r for r in results if r.question.answerable]
+    unanswerable = [r for r in results if not r.question.answerable]
+    answer = _ranking_metrics(answerable, "answer_hits", ["hit_rate@1", "hit_rate@3", "mrr"])
+    passage = _ranking_metrics(answerable, "passage_hits", ["hit_rate@3", "mrr@10"])
+    share = lambda items, pred: sum(map(pred, items)) / len(items) if items else float("nan")  # noqa: E731
+    return {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "answer_hit@1": answer["hit_rate@1"],
+        "answer_hit@3": answer["hit_rate@3"],
+        "answer_mrr": answer["mrr"],
+        "passage_hit@3": passage["hit_rate@3"],
+        "passage_mrr@10": passage["mrr@10"],
+        "unanswerable_declined": share(unanswerable, lambda r: not r.answered),
+        "answerable_declined": share(answerable, lambda r: not r.answered),
+    }
+
+
+def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> list[QuestionResult]:
+    results = []
+    for q in gold:
+        response = answerer.ask(q.question, top_k=top_k)
+        passages = answerer.search(q.question, k=10).results
+        results.append(
+            QuestionResult(
+                question=q,
+                answered=response.answered,
+                answer_hits=[contains_evidence(a.text, q.evidence) for a in response.answers],
+                passage_hits=[contains_evidence(p.text, q.evidence) for p in passages],
+                answers=[a.model_dump() for a in response.answers],
+            )
+        )
+    return results
+
+
+def report(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
+    """Metrics for each split and for all questions together."""
+    splits = sorted({r.question.split for r in results})
+    table = {split: summarize([r for r in results if r.question.split == split]) for split in splits}
+    table["all"] = summarize(results)
+    return table
+
+
+def dump_results(results: list[QuestionResult], path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for r in results:
+            handle.write(
+                json.dumps(
+                    {
+                        "id": r.question.id,
+                        "question": r.question.question,
+                        "answerable": r.question.answerable,
+                        "answered": r.answered,
+                        "answer_hits": r.answer_hits,
+                        "passage_hits": r.passage_hits,
+                        "answers": [{"text": a["text"], "score": a["score"]} for a in r.answers],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )

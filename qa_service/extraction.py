@@ -1,0 +1,196 @@
+"""Answer-span extraction: the best one to three sentences or list items of a passage.
+
+A passage is cut into units (sentences inside each line; every list item is a
+unit). Units are scored against the question; the best one is grown into a
+contiguous span with neighbours that score nearly as well, and a lead-in that
+ends in ":" takes the list it introduces. Headings are never an answer alone.
+Offsets always index into the document's canonical text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pysbd
+
+from ingest.documents import Document
+from ingest.lexical import tokenize
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•·●▪◦‣–—]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+
+
+@dataclass(frozen=True)
+class Unit:
+    start: int
+    end: int
+    paragraph: int
+    """Units in the same paragraph share this number; a blank line starts a new one."""
+    list_item: bool
+    heading: bool
+    lead_in: bool = False
+    """The unit ends in ":" and introduces what follows."""
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    score: float
+    cosine: float
+    coverage: float
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+def split_units(document: Document, start: int, end: int) -> list[Unit]:
+    """Sentences and list items of ``document.text[start:end]`` with absolute offsets."""
+    text = document.text
+    headings = [s.heading for s in document.sections if s.heading is not None]
+    units: list[Unit] = []
+    paragraph = 0
+    offset = start
+    for line in text[start:end].split("\n"):
+        line_start = offset
+        offset += len(line) + 1
+        if not line.strip():
+            paragraph += 1
+            continue
+        marker = _LIST_ITEM.match(line)
+        body_start = line_start + (marker.end() if marker else len(line) - len(line.lstrip()))
+        body = text[body_start:line_start + len(line)].rstrip()
+        if not body:
+            continue
+        is_heading = any(h.start <= body_start < h.end for h in headings)
+        if marker or is_heading:
+            pieces = [(0, len(body))]
+        else:
+            pieces = [(s.start, s.start + len(s.sent.rstrip())) for s in _segmenter().segment(body)]
+        for a, b in pieces:
+            while a < b and body[a].isspace():
+                a += 1
+            if a < b:
+                units.append(
+                    Unit(
+                        body_start + a,
+                        body_start + b,
+                        paragraph,
+                        list_item=bool(marker),
+                        heading=is_heading,
+                        lead_in=body[b - 1] == ":",
+                    )
+                )
+        if marker or is_heading:
+            paragraph += 1
+    return units
+
+
+def term_coverage(question_terms: set[str], text: str) -> float:
+    """Share of the question's (stemmed, stop-word-free) terms that occur in ``text``."""
+    if not question_terms:
+        return 0.0
+    return len(question_terms & set(tokenize([text])[0])) / len(question_terms)
+
+
+class SpanExtractor:
+    """Scores units of a passage and returns its best contiguous answer span."""
+
+    def __init__(
+        self,
+        embedder,  # noqa: ANN001 - ingest.embedding.Embedder
+        cosine_weight: float = 0.7,
+        coverage_weight: float = 0.3,
+        max_chars: int = 400,
+        max_units: int = 3,
+        grow_ratio: float = 0.9,
+    ) -> None:
+        self.embedder = embedder
+        self.cosine_weight = cosine_weight
+        self.coverage_weight = coverage_weight
+        self.max_chars = max_chars
+        self.max_units = max_units
+        self.grow_ratio = grow_ratio
+
+    def extract(
+        self,
+        question: str,
+        question_vector: np.ndarray,
+        passages: list[tuple[Document, int, int]],
+    ) -> list[Span | None]:
+        """The best span of each passage (``None`` for a passage with no usable unit)."""
+        terms = set(tokenize([question])[0])
+        per_passage = [split_units(doc, start, end) for doc, start, end in passages]
+        texts = [
+            doc.text[u.start:u.end]
+            for (doc, _, _), units in zip(passages, per_passage)
+            for u in units
+        ]
+        vectors = self.embedder.embed(texts) if texts else np.zeros((0, len(question_vector)))
+        cosines = vectors @ question_vector
+        spans: list[Span | None] = []
+        row = 0
+        for (doc, _, _), units in zip(passages, per_passage):
+            n = len(units)
+            cos = cosines[row:row + n]
+            cov = np.array([term_coverage(terms, doc.text[u.start:u.end]) for u in units])
+            row += n
+            spans.append(self._best_span(units, cos, cov))
+        return spans
+
+    def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray) -> Span | None:
+        scores = self.cosine_weight * cos + self.coverage_weight * cov
+        candidates = [i for i, u in enumerate(units) if not u.heading]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda i: scores[i])
+        first = last = best
+
+        def joinable(i: int) -> bool:
+            if not 0 <= i < len(units) or units[i].heading:
+                return False
+            a, b = min(first, i), max(last, i)
+            same_block = units[i].paragraph == units[best].paragraph or (
+                units[i].list_item and units[best].list_item
+            )
+            return same_block and units[b].end - units[a].start <= self.max_chars
+
+        # A lead-in ("Symptoms of overdose:", "such substances as:") takes what it introduces.
+        if units[best].lead_in:
+            while (
+                last + 1 < len(units)
+                and not units[last + 1].heading
+                and units[last + 1].end - units[first].start <= self.max_chars
+                and (last == best or units[last + 1].list_item)
+            ):
+                last += 1
+        # One item of a list says little alone: take its neighbours in the list.
+        if units[best].list_item and not units[best].lead_in:
+            grew = True
+            while grew:
+                grew = False
+                for i in (last + 1, first - 1):
+                    if joinable(i) and units[i].list_item:
+                        first, last = min(first, i), max(last, i)
+                        grew = True
+                        break
+            return Span(units[first].start, units[last].end, float(scores[best]), float(cos[best]), float(cov[best]))
+        # Grow with neighbours that score nearly as well.
+        while last - first + 1 < self.max_units:
+            options = [i for i in (first - 1, last + 1) if joinable(i) and scores[i] >= self.grow_ratio * scores[best]]
+            if not options:
+                break
+            pick = max(options, key=lambda i: scores[i])
+            first, last = min(first, pick), max(last, pick)
+        return Span(
+            units[first].start,
+            units[last].end,
+            float(scores[best]),
+            float(cos[best]),
+            float(cov[best]),
+        )
+

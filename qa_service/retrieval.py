@@ -1,0 +1,96 @@
+"""Hybrid passage retrieval: dense (FAISS) and lexical (BM25) candidates, fused by rank."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from ingest.bundle import Bundle
+from ingest.documents import Chunk
+from ingest.embedding import Embedder
+from ingest.lexical import tokenize
+
+
+@dataclass(frozen=True)
+class Candidate:
+    chunk: Chunk
+    score: float
+    """Fused reciprocal-rank score (higher is better)."""
+    dense: float
+    """Cosine similarity between the question and the chunk."""
+    lexical: float
+    """BM25 score of the chunk (0 when no question term occurs in it)."""
+
+
+def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
+    """Cormack et al. (2009): score(d) = Σ 1 / (k + rank_i(d)), ranks from 1."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+class HybridRetriever:
+    def __init__(self, bundle: Bundle, embedder: Embedder, candidates: int = 40, rrf_k: int = 60) -> None:
+        self.bundle = bundle
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self._doc_rows: dict[str, np.ndarray] = {}
+        for chunk in bundle.chunks:
+            self._doc_rows.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
+        self._doc_rows = {doc: np.asarray(rows, dtype=np.int64) for doc, rows in self._doc_rows.items()}
+
+    def _allowed(self, doc_ids: Collection[str] | None) -> np.ndarray | None:
+        if doc_ids is None:
+            return None
+        rows = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
+        return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+
+    def dense_scores(self, query_vector: np.ndarray, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top chunk ids and cosine similarities from FAISS, optionally restricted to ``allowed``."""
+        k = min(self.candidates, self.bundle.dense.ntotal if allowed is None else len(allowed))
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = self.bundle.dense.search(query_vector.reshape(1, -1), k, params=params)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        doc_ids: Collection[str] | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Candidate]:
+        allowed = self._allowed(doc_ids)
+        if query_vector is None:
+            query_vector = self.embedder.embed([query])[0]
+        dense_ids, dense_sims = self.dense_scores(query_vector, allowed)
+
+        lexical = self.bundle.lexical.scores(tokenize([query])[0])
+        if allowed is not None:
+            mask = np.zeros_like(lexical, dtype=bool)
+            mask[allowed] = True
+            lexical = np.where(mask, lexical, 0.0)
+        positive = np.flatnonzero(lexical > 0)
+        lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][: self.candidates]
+
+        fused = reciprocal_rank_fusion([dense_ids.tolist(), lexical_ids.tolist()], self.rrf_k)
+        ranked = sorted(fused, key=lambda i: -fused[i])[:k]
+        cosine = dict(zip(dense_ids.tolist(), dense_sims.tolist()))
+        missing = [i for i in ranked if i not in cosine]
+        if missing:  # lexical-only hits: compute their cosine from the stored vectors
+            for i, vector in zip(missing, self.bundle.vectors(missing)):
+                cosine[i] = float(vector @ query_vector)
+        return [
+            Candidate(self.bundle.chunks[i], fused[i], float(cosine[i]), float(lexical[i]))
+            for i in ranked
+        ]

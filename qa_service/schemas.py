@@ -1,0 +1,86 @@
+"""The HTTP contract: request and response models (also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_QUESTION_CHARS = 2000
+MAX_TOP_K = 20
+
+
+class Citation(BaseModel):
+    doc_id: str
+    title: str
+    source: str
+    section: str | None = Field(description="Title of the section the text lies in.")
+    start: int = Field(description="Offset of the first character in the document's canonical text.")
+    end: int = Field(description="Offset one past the last character.")
+
+
+class Passage(BaseModel):
+    text: str
+    start: int
+    end: int
+
+
+class Answer(BaseModel):
+    text: str = Field(description="Verbatim: the document's text[start:end].")
+    score: float = Field(description="Calibrated confidence in 0..1.")
+    confidence: str = Field(description="The score in words: strong, moderate or weak match.")
+    citation: Citation
+    passage: Passage = Field(description="The retrieved passage around the answer, verbatim.")
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
+    doc_ids: list[str] | None = Field(None, description="Only search these documents.")
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value
+
+
+class AskResponse(BaseModel):
+    question: str
+    answered: bool
+    reason: str | None = Field(None, description="Why the question was declined, when it was.")
+    answers: list[Answer]
+    took_ms: float
+
+
+class SearchResult(BaseModel):
+    text: str
+    score: float
+    citation: Citation
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchResult]
+    took_ms: float
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    source: str
+    format: str
+    length: int
+    sections: list[str]
+
+
+class DocumentDetail(DocumentSummary):
+    text: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

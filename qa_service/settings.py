@@ -1,0 +1,23 @@
+"""Service settings: the ingest settings plus how to serve and answer (prefix ``QA_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ingest.settings import IngestSettings
+
+
+class ServiceSettings(IngestSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    retrieval_candidates: int = Field(40, ge=1, description="Candidates taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    reader_passages: int = Field(6, ge=1, description="Top fused passages the span extractor reads.")
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Answers below this confidence are declined.")
+    rare_word_zipf: float = Field(
+        3.4,
+        description=(
+            "A question word that is absent from the corpus and rarer than this on the "
+            "Zipf scale (wordfreq) names something the documents don't cover."
+        ),
+    )
