@@ -42,11 +42,20 @@ class SectionChunker:
         for section in sections:
             body = text[section.start:section.end]
             cursor = 0
+            pending: int | None = None  # start of a bare heading waiting for its text
             for piece in self._splitter.split_text(body):
                 found = body.find(piece, cursor)
                 if found < 0:  # pragma: no cover - the splitter only strips and joins
                     raise RuntimeError("chunk text is not a substring of its section")
-                start = section.start + found
-                spans.append(ChunkSpan(start, start + len(piece), section.title))
+                start, end = section.start + found, section.start + found + len(piece)
                 cursor = found + 1
+                heading = section.heading
+                if heading is not None and heading.start <= start and end <= heading.end:
+                    pending = start if pending is None else pending
+                    continue
+                # A chunk never is a bare heading: the heading joins the text it heads.
+                spans.append(ChunkSpan(pending if pending is not None else start, end, section.title))
+                pending = None
+            if pending is not None:
+                spans.append(ChunkSpan(pending, section.heading.end, section.title))
         return spans
