@@ -56,7 +56,8 @@ def free_port() -> int:
 class LiveServer:
     """The real app behind a real uvicorn server on a loopback port, in a thread."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app, ready_path: str = "/readyz") -> None:  # noqa: ANN001
+        self.ready_path = ready_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -67,7 +68,7 @@ class LiveServer:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

@@ -1,0 +1,132 @@
+"""Every endpoint over real HTTP against the real app and a real index."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from qa_service.api import create_app
+from qa_service.settings import ServiceSettings
+from tests.conftest import LiveServer
+
+
+def test_healthz_and_readyz(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["documents"] == 2
+
+
+def test_readyz_is_503_while_no_index_is_loaded(tmp_path) -> None:
+    app = create_app(ServiceSettings(index_dir=tmp_path / "missing"))
+    with LiveServer(app, ready_path="/healthz") as live, httpx.Client(base_url=live.url) as http:
+        response = http.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "not_ready"
+        assert "qa ingest" in response.json()["error"]["message"]
+        assert http.post("/v1/ask", json={"question": "anything?"}).status_code == 503
+
+
+def test_ask_returns_verbatim_cited_answers(client: httpx.Client) -> None:
+    response = client.post("/v1/ask", json={"question": "How long does baclofen stay in the body?"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["answered"] is True and body["question"].startswith("How long")
+    assert 1 <= len(body["answers"]) <= 3 and body["took_ms"] > 0
+    texts = {}
+    for answer in body["answers"]:
+        citation = answer["citation"]
+        if citation["doc_id"] not in texts:
+            texts[citation["doc_id"]] = client.get(f"/v1/documents/{citation['doc_id']}").json()["text"]
+        text = texts[citation["doc_id"]]
+        assert text[citation["start"]:citation["end"]] == answer["text"]
+        passage = answer["passage"]
+        assert text[passage["start"]:passage["end"]] == passage["text"]
+        assert passage["start"] <= citation["start"] and citation["end"] <= passage["end"]
+        assert 0.0 <= answer["score"] <= 1.0
+        assert citation["title"] and citation["source"]
+        assert len(answer["text"]) < len(text) // 4  # a span, never a whole page
+
+
+def test_ask_top_k_and_doc_filter(client: httpx.Client) -> None:
+    body = client.post(
+        "/v1/ask",
+        json={"question": "What are the side effects?", "top_k": 1, "doc_ids": ["baclosan-tablets-leaflet"]},
+    ).json()
+    assert len(body["answers"]) <= 1
+    assert all(a["citation"]["doc_id"] == "baclosan-tablets-leaflet" for a in body["answers"])
+
+
+def test_ask_declines_a_question_about_another_drug(client: httpx.Client) -> None:
+    body = client.post("/v1/ask", json={"question": "What is the maximum dose of ibuprofen?"}).json()
+    assert body["answered"] is False and body["answers"] == []
+    assert "ibuprofen" in body["reason"]
+
+
+def test_search_returns_ranked_cited_passages(client: httpx.Client) -> None:
+    body = client.get("/v1/search", params={"q": "overdose treatment", "k": 5}).json()
+    assert body["query"] == "overdose treatment"
+    results = body["results"]
+    assert len(results) == 5
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    assert any("overdos" in r["text"].lower() for r in results[:3])
+    for r in results:
+        doc = client.get(f"/v1/documents/{r['citation']['doc_id']}").json()
+        assert doc["text"][r["citation"]["start"]:r["citation"]["end"]] == r["text"]
+
+
+def test_documents_list_and_detail(client: httpx.Client) -> None:
+    listing = client.get("/v1/documents").json()
+    by_id = {d["doc_id"]: d for d in listing}
+    assert set(by_id) == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
+    leaflet = by_id["baclosan-tablets-leaflet"]
+    assert "Side effects" in leaflet["sections"] and leaflet["length"] > 10000
+    detail = client.get("/v1/documents/baclosan-tablets-leaflet").json()
+    assert len(detail["text"]) == leaflet["length"]
+    assert detail["title"] == leaflet["title"]
+
+
+@pytest.mark.parametrize(
+    "request_kwargs,status,code",
+    [
+        ({"json": {}}, 422, "missing_question"),
+        ({"json": {"question": ""}}, 422, "empty_question"),
+        ({"json": {"question": "   "}}, 422, "empty_question"),
+        ({"json": {"question": "x" * 2001}}, 422, "question_too_long"),
+        ({"json": {"question": "dose?", "top_k": 0}}, 422, "invalid_top_k"),
+        ({"json": {"question": "dose?", "top_k": 21}}, 422, "invalid_top_k"),
+        ({"json": {"question": "dose?", "top_k": "three"}}, 422, "invalid_top_k"),
+        ({"json": {"question": "dose?", "doc_ids": ["no-such-doc"]}}, 422, "unknown_doc_id"),
+        ({"json": ["not", "an", "object"]}, 422, "invalid_body"),
+        ({"content": b'{"question": "dose?"', "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
+    ],
+)
+def test_ask_bad_input_is_a_4xx_with_an_error_body(client: httpx.Client, request_kwargs, status, code) -> None:
+    response = client.post("/v1/ask", **request_kwargs)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+
+
+@pytest.mark.parametrize(
+    "params,code",
+    [({}, "invalid_query"), ({"q": ""}, "invalid_query"), ({"q": "  "}, "invalid_query"), ({"q": "dose", "k": 0}, "invalid_k"), ({"q": "dose", "k": 50}, "invalid_k")],
+)
+def test_search_bad_input(client: httpx.Client, params, code) -> None:
+    response = client.get("/v1/search", params=params)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code
+
+
+def test_unknown_document_and_route_are_404_with_error_body(client: httpx.Client) -> None:
+    response = client.get("/v1/documents/no-such-doc")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_doc_id"
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_openapi_documents_the_contract(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/ask", "/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/healthz", "/readyz"} <= set(schema["paths"])
+    answer = schema["components"]["schemas"]["Answer"]["properties"]
+    assert {"text", "score", "citation", "passage"} <= set(answer)
