@@ -113,3 +113,26 @@ def test_serve_logs_where_to_go_first_and_answers_over_http(seed_settings: Servi
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_eval_prints_the_metrics_table(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {"id": "a", "question": "How long does baclofen stay in the body?", "answerable": True,
+                 "evidence": ["2.5-4 h", "roughly 2 hours", "decline by half every two Hours"], "docs": ["baclofen-how-long-in-system"], "split": "tune"},
+                {"id": "u", "question": "What is the maximum dose of ibuprofen?", "answerable": False, "split": "heldout"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    result = qa("eval", str(gold), "--index", str(seed_settings.index_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    assert set(table) == {"tune", "heldout", "all"}
+    assert table["heldout"]["unanswerable_declined"] == 1.0
+    human = qa("eval", str(gold), "--index", str(seed_settings.index_dir))
+    for metric in ("answer_hit@1", "answer_hit@3", "passage_hit@3", "answer_mrr", "unanswerable_declined", "answerable_declined"):
+        assert metric in human.stdout
