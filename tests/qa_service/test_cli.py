@@ -93,7 +93,7 @@ def test_serve_logs_where_to_go_first_and_answers_over_http(seed_settings: Servi
     )
     try:
         first = proc.stderr.readline()
-        assert f"http://127.0.0.1:{port}/docs" in first and "widget" in first
+        assert f"http://127.0.0.1:{port}/docs" in first
         deadline = time.monotonic() + 120
         ready = None
         while time.monotonic() < deadline:
