@@ -26,12 +26,21 @@ from .embedding import Embedder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
 
-EMBED_TEXT_VERSION = "chunk-text-v1"
+EMBED_TEXT_VERSION = "title-section-chunk-v1"
 
 
 def embed_text(document: Document, chunk: Chunk) -> str:
-    """The text whose embedding stands for a chunk in the dense index."""
-    return document.text[chunk.start:chunk.end]
+    """The text whose embedding stands for a chunk in the dense index.
+
+    The chunk is embedded with its document title and section title as context,
+    so that a chunk under "Symptoms of overdose" is found by "what happens if
+    someone takes too much?" even when its own lines never say "overdose".
+    """
+    body = document.text[chunk.start:chunk.end]
+    context = [document.title]
+    if chunk.section and not body.startswith(chunk.section) and chunk.section != document.title:
+        context.append(chunk.section)
+    return "\n".join(context + [body])
 
 
 class Progress(Protocol):

@@ -49,6 +49,17 @@ class LexicalIndex:
     def load(cls, directory: Path) -> LexicalIndex:
         return cls(bm25s.BM25.load(str(directory), show_progress=False, verbosity=0))
 
+    @property
+    def num_docs(self) -> int:
+        return int(self._retriever.scores["num_docs"])
+
+    def document_frequencies(self) -> dict[str, int]:
+        """How many chunks contain each token (read off the BM25 matrix's columns)."""
+        df = np.diff(self._retriever.scores["indptr"])
+        return {
+            token: int(df[i]) for token, i in self._retriever.vocab_dict.items() if i < len(df) and token
+        }
+
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every chunk for the (already tokenized) query."""
         known = [token for token in query_tokens if token in self.vocabulary]

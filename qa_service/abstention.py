@@ -4,30 +4,56 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
-
-from wordfreq import zipf_frequency
+import numpy as np
 
 from ingest.lexical import tokenize
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
 
 
-def unknown_terms(question: str, vocabulary: Iterable[str] | frozenset[str], max_zipf: float) -> list[str]:
-    """Uncommon words of the question that occur nowhere in the corpus.
+class UnknownSubjectDetector:
+    """Finds medicine names in a question that the corpus never mentions.
 
-    A word the corpus never uses, and that is rare in everyday English (a drug
-    name, a disease), is the subject of a question the documents can't answer.
-    Common words the corpus lacks ("forgot", "kick") are left to the retriever.
+    A question about a drug the documents don't cover ("the maximum dose of
+    ibuprofen") must be declined even though passages about another drug's
+    dose look similar. A word is such a subject when it occurs nowhere in the
+    corpus (after stemming), is not a known lay word, and its embedding is close
+    to that of the word "medication".
     """
-    found: list[str] = []
-    for word in dict.fromkeys(_WORD.findall(question)):
-        stems = tokenize([word])[0]
-        if not stems or any(stem in vocabulary for stem in stems):
-            continue
-        if zipf_frequency(word.lower(), "en") < max_zipf:
-            found.append(word)
-    return found
+
+    def __init__(
+        self,
+        vocabulary: frozenset[str],
+        embedder,  # noqa: ANN001 - ingest.embedding.Embedder
+        threshold: float = 0.42,
+        prototype: str = "medication",
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.embedder = embedder
+        self.threshold = threshold
+        self.prototype = prototype
+        self._prototype_vector: np.ndarray | None = None
+
+    def absent_words(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
+        """Words of the question whose stems occur nowhere in the corpus."""
+        found = []
+        for word in dict.fromkeys(_WORD.findall(question)):
+            stems = tokenize([word])[0]
+            if not stems or word.casefold() in known:
+                continue
+            if not any(stem in self.vocabulary for stem in stems):
+                found.append(word)
+        return found
+
+    def find(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
+        """Medicine names in ``question`` that the corpus lacks; ``known`` are words to pass over."""
+        candidates = self.absent_words(question, known)
+        if not candidates:
+            return []
+        if self._prototype_vector is None:
+            self._prototype_vector = self.embedder.embed([self.prototype])[0]
+        similarity = self.embedder.embed(candidates) @ self._prototype_vector
+        return [word for word, sim in zip(candidates, similarity) if sim >= self.threshold]
 
 
 def calibrate(score: float, midpoint: float, slope: float) -> float:

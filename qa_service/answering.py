@@ -10,8 +10,9 @@ from ingest.bundle import Bundle
 from ingest.documents import Document
 from ingest.embedding import Embedder
 
-from .abstention import calibrate, confidence_label, unknown_terms
-from .extraction import Span, SpanExtractor
+from .abstention import UnknownSubjectDetector, calibrate, confidence_label
+from .expansion import QueryExpander
+from .extraction import Span, SpanExtractor, TermWeights
 from .retrieval import Candidate, HybridRetriever
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
@@ -49,7 +50,12 @@ class Answerer:
         self.embedder = embedder
         self.settings = settings
         self.retriever = HybridRetriever(bundle, embedder, settings.retrieval_candidates, settings.rrf_k)
-        self.extractor = SpanExtractor(embedder)
+        lexical = bundle.lexical
+        self.expander = QueryExpander.from_file(settings.synonyms_file)
+        self.unknown_subjects = UnknownSubjectDetector(
+            lexical.vocabulary, embedder, settings.unknown_drug_similarity
+        )
+        self.extractor = SpanExtractor(embedder, TermWeights(lexical.document_frequencies(), lexical.num_docs))
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -73,7 +79,8 @@ class Answerer:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         results = []
-        for candidate in self.retriever.search(query, k, doc_ids):
+        expanded = " ".join([query, *self.expander.expand(query).terms])
+        for candidate in self.retriever.search(expanded, k, doc_ids):
             chunk = candidate.chunk
             document = self.bundle.documents[chunk.doc_id]
             results.append(
@@ -98,19 +105,22 @@ class Answerer:
                 took_ms=(time.perf_counter() - began) * 1000,
             )
 
-        unknown = unknown_terms(question, self.bundle.lexical.vocabulary, self.settings.rare_word_zipf)
+        expansion = self.expander.expand(question)
+        unknown = self.unknown_subjects.find(question, expansion.known_words)
         if unknown:
             return declined(f"the documents do not mention {', '.join(unknown)}")
 
-        query_vector = self.embedder.embed([question])[0]
+        query = " ".join([question, *expansion.terms])
+        query_vector = self.embedder.embed([query])[0]
         candidates = self.retriever.search(
-            question, self.settings.reader_passages, doc_ids, query_vector=query_vector
+            query, self.settings.reader_passages, doc_ids, query_vector=query_vector
         )
         documents = self.bundle.documents
         spans = self.extractor.extract(
-            question,
+            query,
             query_vector,
             [(documents[c.chunk.doc_id], c.chunk.start, c.chunk.end) for c in candidates],
+            priors=[c.dense for c in candidates],
         )
         found = sorted(
             (

@@ -9,6 +9,7 @@ Offsets always index into the document's canonical text.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,11 +91,26 @@ def split_units(document: Document, start: int, end: int) -> list[Unit]:
     return units
 
 
-def term_coverage(question_terms: set[str], text: str) -> float:
-    """Share of the question's (stemmed, stop-word-free) terms that occur in ``text``."""
+class TermWeights:
+    """Inverse document frequency of stemmed terms over the indexed chunks (BM25's idf)."""
+
+    def __init__(self, document_frequencies: dict[str, int], num_docs: int) -> None:
+        self._df = document_frequencies
+        self._n = num_docs
+
+    def __call__(self, term: str) -> float:
+        df = self._df.get(term, 0)
+        return math.log(1.0 + (self._n - df + 0.5) / (df + 0.5))
+
+
+def term_coverage(question_terms: set[str], text: str, weights: TermWeights | None = None) -> float:
+    """Share of the question's (stemmed, stop-word-free) terms that occur in ``text``,
+    each term weighted by its idf when ``weights`` are given."""
     if not question_terms:
         return 0.0
-    return len(question_terms & set(tokenize([text])[0])) / len(question_terms)
+    weight = weights or (lambda _term: 1.0)
+    present = question_terms & set(tokenize([text])[0])
+    return sum(weight(t) for t in present) / sum(weight(t) for t in question_terms)
 
 
 class SpanExtractor:
@@ -103,15 +119,19 @@ class SpanExtractor:
     def __init__(
         self,
         embedder,  # noqa: ANN001 - ingest.embedding.Embedder
-        cosine_weight: float = 0.7,
+        weights: TermWeights | None = None,
+        cosine_weight: float = 0.5,
         coverage_weight: float = 0.3,
+        passage_weight: float = 0.2,
         max_chars: int = 400,
         max_units: int = 3,
         grow_ratio: float = 0.9,
     ) -> None:
         self.embedder = embedder
+        self.weights = weights
         self.cosine_weight = cosine_weight
         self.coverage_weight = coverage_weight
+        self.passage_weight = passage_weight
         self.max_chars = max_chars
         self.max_units = max_units
         self.grow_ratio = grow_ratio
@@ -121,8 +141,13 @@ class SpanExtractor:
         question: str,
         question_vector: np.ndarray,
         passages: list[tuple[Document, int, int]],
+        priors: list[float] | None = None,
     ) -> list[Span | None]:
-        """The best span of each passage (``None`` for a passage with no usable unit)."""
+        """The best span of each passage (``None`` for a passage with no usable unit).
+
+        ``priors`` are the passages' own relevance (cosine with the question): a
+        sentence of a passage that matches as a whole is more likely the answer.
+        """
         terms = set(tokenize([question])[0])
         per_passage = [split_units(doc, start, end) for doc, start, end in passages]
         texts = [
@@ -132,18 +157,19 @@ class SpanExtractor:
         ]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, len(question_vector)))
         cosines = vectors @ question_vector
+        priors = priors if priors is not None else [0.0] * len(passages)
         spans: list[Span | None] = []
         row = 0
-        for (doc, _, _), units in zip(passages, per_passage):
+        for (doc, _, _), units, prior in zip(passages, per_passage, priors):
             n = len(units)
             cos = cosines[row:row + n]
-            cov = np.array([term_coverage(terms, doc.text[u.start:u.end]) for u in units])
+            cov = np.array([term_coverage(terms, doc.text[u.start:u.end], self.weights) for u in units])
             row += n
-            spans.append(self._best_span(units, cos, cov))
+            spans.append(self._best_span(units, cos, cov, prior))
         return spans
 
-    def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray) -> Span | None:
-        scores = self.cosine_weight * cos + self.coverage_weight * cov
+    def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray, prior: float) -> Span | None:
+        scores = self.cosine_weight * cos + self.coverage_weight * cov + self.passage_weight * prior
         candidates = [i for i, u in enumerate(units) if not u.heading]
         if not candidates:
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from ingest.settings import IngestSettings
@@ -14,10 +16,14 @@ class ServiceSettings(IngestSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     reader_passages: int = Field(6, ge=1, description="Top fused passages the span extractor reads.")
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="Answers below this confidence are declined.")
-    rare_word_zipf: float = Field(
-        3.4,
+    synonyms_file: Path = Field(
+        Path(__file__).parent / "data" / "synonyms.toml",
+        description="TOML file of lay → clinical terms used to expand questions.",
+    )
+    unknown_drug_similarity: float = Field(
+        0.42,
         description=(
-            "A question word that is absent from the corpus and rarer than this on the "
-            "Zipf scale (wordfreq) names something the documents don't cover."
+            "A question word absent from the corpus whose embedding is at least this close "
+            "to 'medication' names a medicine the documents don't cover: the question is declined."
         ),
     )
