@@ -26,7 +26,7 @@ from .embedding import Embedder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
 
-EMBED_TEXT_VERSION = "title-section-chunk-v1"
+EMBED_TEXT_VERSION = "title-section-chunk-v2"
 
 
 def embed_text(document: Document, chunk: Chunk) -> str:
@@ -37,9 +37,11 @@ def embed_text(document: Document, chunk: Chunk) -> str:
     someone takes too much?" even when its own lines never say "overdose".
     """
     body = document.text[chunk.start:chunk.end]
-    context = [document.title]
-    if chunk.section and not body.startswith(chunk.section) and chunk.section != document.title:
-        context.append(chunk.section)
+    context = [
+        part
+        for part in dict.fromkeys([document.title, chunk.section or ""])
+        if part and not body.startswith(part)
+    ]
     return "\n".join(context + [body])
 
 

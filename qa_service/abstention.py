@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ingest.lexical import tokenize
 
@@ -39,11 +39,19 @@ class UnknownSubjectDetector:
         found = []
         for word in dict.fromkeys(_WORD.findall(question)):
             stems = tokenize([word])[0]
-            if not stems or word.casefold() in known:
+            if not stems or word.casefold() in known or word.casefold() in ENGLISH_STOP_WORDS:
                 continue
             if not any(stem in self.vocabulary for stem in stems):
                 found.append(word)
         return found
+
+    def absent_share(self, question: str, known: frozenset[str] = frozenset()) -> float:
+        """Share of the question's words that the corpus never uses."""
+        words = [
+            w for w in dict.fromkeys(_WORD.findall(question))
+            if tokenize([w])[0] and w.casefold() not in ENGLISH_STOP_WORDS
+        ]
+        return len(self.absent_words(question, known)) / len(words) if words else 0.0
 
     def find(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
         """Medicine names in ``question`` that the corpus lacks; ``known`` are words to pass over."""
@@ -56,13 +64,9 @@ class UnknownSubjectDetector:
         return [word for word, sim in zip(candidates, similarity) if sim >= self.threshold]
 
 
-def calibrate(score: float, midpoint: float, slope: float) -> float:
-    """Map a raw span score to a confidence in 0..1 (logistic)."""
-    return 1.0 / (1.0 + math.exp(-slope * (score - midpoint)))
-
-
 def confidence_label(confidence: float, threshold: float) -> str:
-    if confidence >= max(0.8, threshold + 0.2):
+    """The confidence in words, relative to the answering threshold."""
+    if confidence >= min(1.0, 2 * threshold):
         return "strong match"
     if confidence >= threshold:
         return "moderate match"

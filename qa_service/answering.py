@@ -10,18 +10,13 @@ from ingest.bundle import Bundle
 from ingest.documents import Document
 from ingest.embedding import Embedder
 
-from .abstention import UnknownSubjectDetector, calibrate, confidence_label
+from .abstention import UnknownSubjectDetector, confidence_label
+from .confidence import ConfidenceModel
 from .expansion import QueryExpander
 from .extraction import Span, SpanExtractor, TermWeights
 from .retrieval import Candidate, HybridRetriever
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
-
-# Logistic calibration of the extractor's span score, fitted on the tune part of
-# the gold set (see docs/evaluation.md): 0.5 confidence at CALIBRATION_MIDPOINT.
-CALIBRATION_MIDPOINT = 0.45
-CALIBRATION_SLOPE = 12.0
-
 
 class UnknownDocumentError(ValueError):
     def __init__(self, doc_ids: list[str]) -> None:
@@ -30,13 +25,28 @@ class UnknownDocumentError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Found:
+class ScoredSpan:
+    """An answer candidate: a span of a retrieved passage, its features and confidence."""
+
     candidate: Candidate
     span: Span
+    features: dict[str, float]
     confidence: float
 
 
-def _overlaps(a: _Found, b: _Found) -> bool:
+@dataclass(frozen=True)
+class Reading:
+    """What the pipeline found for a question, before the decision to answer."""
+
+    unknown_subjects: list[str]
+    spans: list[ScoredSpan]
+    """Best first (by the extractor's span score)."""
+
+
+def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool:
+    """The same words (found twice) or overlapping ranges of one document."""
+    if " ".join(text.split()).casefold() == " ".join(other_text.split()).casefold():
+        return True
     if a.candidate.chunk.doc_id != b.candidate.chunk.doc_id:
         return False
     return a.span.start < b.span.end and b.span.start < a.span.end
@@ -49,13 +59,21 @@ class Answerer:
         self.bundle = bundle
         self.embedder = embedder
         self.settings = settings
-        self.retriever = HybridRetriever(bundle, embedder, settings.retrieval_candidates, settings.rrf_k)
+        self.retriever = HybridRetriever(
+            bundle,
+            embedder,
+            settings.retrieval_candidates,
+            settings.fusion,
+            settings.fusion_alpha,
+            settings.rrf_k,
+        )
         lexical = bundle.lexical
         self.expander = QueryExpander.from_file(settings.synonyms_file)
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.unknown_drug_similarity
         )
         self.extractor = SpanExtractor(embedder, TermWeights(lexical.document_frequencies(), lexical.num_docs))
+        self.confidence = ConfidenceModel.load(settings.confidence_model)
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -92,6 +110,32 @@ class Answerer:
             )
         return SearchResponse(query=query, results=results, took_ms=(time.perf_counter() - began) * 1000)
 
+    def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
+        """Retrieve, extract and score answer spans for a question (no decision yet)."""
+        expansion = self.expander.expand(question)
+        unknown = self.unknown_subjects.find(question, expansion.known_words)
+        if unknown:
+            return Reading(unknown, [])
+        absent = self.unknown_subjects.absent_share(question, expansion.known_words)
+        query = " ".join([question, *expansion.terms])
+        query_vector = self.embedder.embed([query])[0]
+        candidates = self.retriever.search(query, self.settings.reader_passages, doc_ids, query_vector=query_vector)
+        documents = self.bundle.documents
+        spans = self.extractor.extract(
+            query,
+            query_vector,
+            [(documents[c.chunk.doc_id], c.chunk.start, c.chunk.end) for c in candidates],
+            priors=[c.dense for c in candidates],
+        )
+        scored = []
+        for candidate, span in zip(candidates, spans):
+            if span is None:
+                continue
+            features = {"cosine": span.cosine, "coverage": span.coverage, "prior": span.prior, "absent": absent}
+            scored.append(ScoredSpan(candidate, span, features, self.confidence(features)))
+        # Ranked by the extractor's score; the confidence decides whether to answer.
+        return Reading([], sorted(scored, key=lambda s: -s.span.score))
+
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
@@ -105,41 +149,25 @@ class Answerer:
                 took_ms=(time.perf_counter() - began) * 1000,
             )
 
-        expansion = self.expander.expand(question)
-        unknown = self.unknown_subjects.find(question, expansion.known_words)
-        if unknown:
-            return declined(f"the documents do not mention {', '.join(unknown)}")
-
-        query = " ".join([question, *expansion.terms])
-        query_vector = self.embedder.embed([query])[0]
-        candidates = self.retriever.search(
-            query, self.settings.reader_passages, doc_ids, query_vector=query_vector
-        )
+        reading = self.read(question, doc_ids)
+        if reading.unknown_subjects:
+            return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}")
+        found = reading.spans
         documents = self.bundle.documents
-        spans = self.extractor.extract(
-            query,
-            query_vector,
-            [(documents[c.chunk.doc_id], c.chunk.start, c.chunk.end) for c in candidates],
-            priors=[c.dense for c in candidates],
-        )
-        found = sorted(
-            (
-                _Found(c, s, calibrate(s.score, CALIBRATION_MIDPOINT, CALIBRATION_SLOPE))
-                for c, s in zip(candidates, spans)
-                if s is not None
-            ),
-            key=lambda f: -f.confidence,
-        )
+
+        def text_of(item: ScoredSpan) -> str:
+            return documents[item.candidate.chunk.doc_id].text[item.span.start:item.span.end]
+
         threshold = self.settings.min_confidence
-        kept: list[_Found] = []
+        kept: list[ScoredSpan] = []
         for item in found:
             if item.confidence < threshold:
-                break
-            if any(_overlaps(item, other) for other in kept):
+                continue
+            if any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept):
                 continue
             kept.append(item)
         if not kept:
-            best = found[0].confidence if found else 0.0
+            best = max((item.confidence for item in found), default=0.0)
             return declined(
                 f"no passage answers the question with enough confidence (best {best:.2f}, "
                 f"needed {threshold:.2f})"

@@ -20,6 +20,7 @@ import pysbd
 from ingest.documents import Document
 from ingest.lexical import tokenize
 
+MIN_SENTENCE_CHARS = 25
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•·●▪◦‣–—]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
 
 
@@ -40,8 +41,13 @@ class Span:
     start: int
     end: int
     score: float
+    """The within-passage ranking score of the span's best unit."""
     cosine: float
+    """Cosine between the question and the best unit."""
     coverage: float
+    """Idf-weighted share of the question's terms found in the best unit."""
+    prior: float
+    """Cosine between the question and the whole passage."""
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +77,15 @@ def split_units(document: Document, start: int, end: int) -> list[Unit]:
         if marker or is_heading:
             pieces = [(0, len(body))]
         else:
-            pieces = [(s.start, s.start + len(s.sent.rstrip())) for s in _segmenter().segment(body)]
+            pieces = []
+            for sentence in _segmenter().segment(body):
+                a, b = sentence.start, sentence.start + len(sentence.sent.rstrip())
+                # A fragment too short to be a sentence ("- from 249 rubles." after
+                # "50 pcs.") belongs to the sentence before it.
+                if pieces and (len(body[a:b].strip()) < MIN_SENTENCE_CHARS or len(body[pieces[-1][0]:pieces[-1][1]].strip()) < MIN_SENTENCE_CHARS):
+                    pieces[-1] = (pieces[-1][0], b)
+                else:
+                    pieces.append((a, b))
         for a, b in pieces:
             while a < b and body[a].isspace():
                 a += 1
@@ -101,6 +115,10 @@ class TermWeights:
     def __call__(self, term: str) -> float:
         df = self._df.get(term, 0)
         return math.log(1.0 + (self._n - df + 0.5) / (df + 0.5))
+
+    def known(self, terms: set[str]) -> set[str]:
+        """The terms that occur somewhere in the corpus."""
+        return {t for t in terms if t in self._df}
 
 
 def term_coverage(question_terms: set[str], text: str, weights: TermWeights | None = None) -> float:
@@ -149,6 +167,9 @@ class SpanExtractor:
         sentence of a passage that matches as a whole is more likely the answer.
         """
         terms = set(tokenize([question])[0])
+        if self.weights is not None:
+            # A term the corpus never uses can't tell one sentence from another.
+            terms = self.weights.known(terms)
         per_passage = [split_units(doc, start, end) for doc, start, end in passages]
         texts = [
             doc.text[u.start:u.end]
@@ -175,6 +196,11 @@ class SpanExtractor:
             return None
         best = max(candidates, key=lambda i: scores[i])
         first = last = best
+
+        def make(a: int, b: int) -> Span:
+            return Span(
+                units[a].start, units[b].end, float(scores[best]), float(cos[best]), float(cov[best]), float(prior)
+            )
 
         def joinable(i: int) -> bool:
             if not 0 <= i < len(units) or units[i].heading:
@@ -204,7 +230,7 @@ class SpanExtractor:
                         first, last = min(first, i), max(last, i)
                         grew = True
                         break
-            return Span(units[first].start, units[last].end, float(scores[best]), float(cos[best]), float(cov[best]))
+            return make(first, last)
         # Grow with neighbours that score nearly as well.
         while last - first + 1 < self.max_units:
             options = [i for i in (first - 1, last + 1) if joinable(i) and scores[i] >= self.grow_ratio * scores[best]]
@@ -212,11 +238,5 @@ class SpanExtractor:
                 break
             pick = max(options, key=lambda i: scores[i])
             first, last = min(first, pick), max(last, pick)
-        return Span(
-            units[first].start,
-            units[last].end,
-            float(scores[best]),
-            float(cos[best]),
-            float(cov[best]),
-        )
+        return make(first, last)
 

@@ -1,4 +1,4 @@
-"""Hybrid passage retrieval: dense (FAISS) and lexical (BM25) candidates, fused by rank."""
+"""Hybrid passage retrieval: dense (FAISS) and lexical (BM25) candidates, fused."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ingest.lexical import tokenize
 class Candidate:
     chunk: Chunk
     score: float
-    """Fused reciprocal-rank score (higher is better)."""
+    """Fused score (higher is better)."""
     dense: float
     """Cosine similarity between the question and the chunk."""
     lexical: float
@@ -34,11 +34,42 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> dict[int, 
     return fused
 
 
+def linear_fusion(ids: list[int], dense: list[float], lexical: list[float], alpha: float = 0.5) -> dict[int, float]:
+    """alpha * minmax(dense) + (1 - alpha) * minmax(lexical) over the candidate pool."""
+
+    def minmax(values: list[float]) -> np.ndarray:
+        array = np.asarray(values, dtype=np.float64)
+        span = array.max() - array.min() if len(array) else 0.0
+        return (array - array.min()) / span if span > 0 else np.zeros_like(array)
+
+    fused = alpha * minmax(dense) + (1.0 - alpha) * minmax(lexical)
+    return dict(zip(ids, fused.tolist()))
+
+
 class HybridRetriever:
-    def __init__(self, bundle: Bundle, embedder: Embedder, candidates: int = 40, rrf_k: int = 60) -> None:
+    """Dense and BM25 candidates fused into one ranking.
+
+    ``fusion="linear"`` (default) mixes min-max normalised cosine and BM25 scores
+    with weight ``alpha`` on the dense side; ``fusion="rrf"`` uses reciprocal rank
+    fusion. docs/evaluation.md compares them on the gold set and COVID-QA.
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        embedder: Embedder,
+        candidates: int = 40,
+        fusion: str = "linear",
+        alpha: float = 0.5,
+        rrf_k: int = 60,
+    ) -> None:
+        if fusion not in ("linear", "rrf"):
+            raise ValueError(f"unknown fusion {fusion!r}: use 'linear' or 'rrf'")
         self.bundle = bundle
         self.embedder = embedder
         self.candidates = candidates
+        self.fusion = fusion
+        self.alpha = alpha
         self.rrf_k = rrf_k
         self._doc_rows: dict[str, np.ndarray] = {}
         for chunk in bundle.chunks:
@@ -63,6 +94,16 @@ class HybridRetriever:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
+    def _cosines(
+        self, ids: list[int], dense_ids: np.ndarray, dense_sims: np.ndarray, query_vector: np.ndarray
+    ) -> dict[int, float]:
+        """Cosine of each chunk in ``ids``: from FAISS, or from the stored vector for lexical-only hits."""
+        cosine = dict(zip(dense_ids.tolist(), dense_sims.tolist()))
+        missing = [i for i in ids if i not in cosine]
+        for i, vector in zip(missing, self.bundle.vectors(missing)):
+            cosine[i] = float(vector @ query_vector)
+        return cosine
+
     def search(
         self,
         query: str,
@@ -83,13 +124,13 @@ class HybridRetriever:
         positive = np.flatnonzero(lexical > 0)
         lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][: self.candidates]
 
-        fused = reciprocal_rank_fusion([dense_ids.tolist(), lexical_ids.tolist()], self.rrf_k)
+        pool = list(dict.fromkeys(dense_ids.tolist() + lexical_ids.tolist()))
+        cosine = self._cosines(pool, dense_ids, dense_sims, query_vector)
+        if self.fusion == "rrf":
+            fused = reciprocal_rank_fusion([dense_ids.tolist(), lexical_ids.tolist()], self.rrf_k)
+        else:
+            fused = linear_fusion(pool, [cosine[i] for i in pool], [float(lexical[i]) for i in pool], self.alpha)
         ranked = sorted(fused, key=lambda i: -fused[i])[:k]
-        cosine = dict(zip(dense_ids.tolist(), dense_sims.tolist()))
-        missing = [i for i in ranked if i not in cosine]
-        if missing:  # lexical-only hits: compute their cosine from the stored vectors
-            for i, vector in zip(missing, self.bundle.vectors(missing)):
-                cosine[i] = float(vector @ query_vector)
         return [
             Candidate(self.bundle.chunks[i], fused[i], float(cosine[i]), float(lexical[i]))
             for i in ranked

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.build import IndexBuilder
+from ingest.build import IndexBuilder, embed_text
 from ingest.bundle import FORMAT_VERSION, MANIFEST, BundleError, load_bundle
 from ingest.embedding import Embedder
 from ingest.settings import IngestSettings
@@ -63,7 +63,7 @@ def test_reingest_only_embeds_what_changed_and_drops_removed_files(corpus: Path,
     assert "Keep the bottle closed." in bundle.documents["baclosan-tablets-leaflet"].text
     # reused vectors are the same vectors a fresh embedding gives
     other = [c for c in bundle.chunks if c.doc_id == "baclofen-how-long-in-system"][0]
-    fresh = embedder.embed([bundle.chunk_text(other)])[0]
+    fresh = embedder.embed([embed_text(bundle.documents[other.doc_id], other)])[0]
     assert float(fresh @ bundle.vectors([other.chunk_id])[0]) > 0.999
 
     (corpus / "extra.md").unlink()
