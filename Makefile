@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup index run test eval clean
+.PHONY: setup index run test eval bench-quality clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,13 @@ test: setup
 	$(BIN)/python -m pytest
 
 eval: index
+	$(BIN)/qa eval eval/gold.jsonl --index index
+
+# COVID-QA (../shared/bench/covidqa) with the plain dense baseline side by side,
+# then the gold set; about 30 minutes on 2 cores (the article index is cached in .bench/).
+BENCH ?= ../shared/bench/covidqa
+bench-quality: index
+	$(BIN)/python eval/bench_quality.py --bench $(BENCH) --out docs/bench/covidqa.json
 	$(BIN)/qa eval eval/gold.jsonl --index index
 
 clean:

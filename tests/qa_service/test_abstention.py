@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from qa_service.abstention import confidence_label
+from qa_service.answering import Answerer
+from qa_service.confidence import FEATURES, ConfidenceModel
+
+
+@pytest.mark.parametrize(
+    "question,unknown",
+    [
+        ("What is the maximum dose of ibuprofen?", ["ibuprofen"]),
+        ("Can I take paracetamol with warfarin?", ["paracetamol", "warfarin"]),
+        ("What is the usual dose of tizanidine?", ["tizanidine"]),
+        ("What is the maximum daily dose of baclofen?", []),
+        ("What if I forgot a tablet?", []),
+        ("Does it affect your eyesight?", []),
+        ("What time does the pharmacy open on Sundays?", []),
+    ],
+)
+def test_medicines_the_corpus_never_mentions_are_detected(answerer: Answerer, question: str, unknown: list[str]) -> None:
+    known = answerer.expander.expand(question).known_words
+    assert answerer.unknown_subjects.find(question, known) == unknown
+
+
+def test_unknown_drug_question_is_declined_with_the_reason(answerer: Answerer) -> None:
+    response = answerer.ask("How much metformin can a diabetic take?")
+    assert not response.answered and response.answers == []
+    assert response.reason == "the documents do not mention metformin"
+
+
+def test_off_topic_question_is_declined(answerer: Answerer) -> None:
+    response = answerer.ask("How do I reset my password for the online portal?")
+    assert not response.answered
+    assert "confidence" in response.reason
+
+
+def test_confidence_rises_with_evidence_and_falls_with_unknown_words() -> None:
+    model = ConfidenceModel.load()
+    base = {"cosine": 0.6, "coverage": 0.3, "prior": 0.6, "absent": 0.0}
+    assert 0.0 < model(base) < 1.0
+    assert model({**base, "coverage": 0.8}) > model(base)
+    assert model({**base, "cosine": 0.9}) > model(base)
+    assert model({**base, "absent": 0.5}) < model(base)
+    assert set(model.weights) == set(FEATURES)
+
+
+def test_every_answer_clears_the_threshold_and_is_labelled(answerer: Answerer) -> None:
+    response = answerer.ask("What are the side effects of baclofen?", top_k=5)
+    threshold = answerer.settings.min_confidence
+    assert response.answered
+    for answer in response.answers:
+        assert answer.score >= threshold
+        assert answer.confidence == confidence_label(answer.score, threshold)
+    assert confidence_label(0.9, 0.2) == "strong match"
+    assert confidence_label(0.25, 0.2) == "moderate match"
+    assert confidence_label(0.1, 0.2) == "weak match"

@@ -1,0 +1,42 @@
+"""The pipeline's answer list: every source heard, no duplicates, filters."""
+
+from __future__ import annotations
+
+from qa_service.answering import Answerer
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def test_when_both_documents_answer_both_are_heard(answerer: Answerer) -> None:
+    response = answerer.ask("What is the maximum daily dose?", top_k=3)
+    assert response.answered
+    docs = [a.citation.doc_id for a in response.answers]
+    assert set(docs) == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
+    # each document's best answer comes before any second answer of a document
+    assert len(set(docs[:2])) == 2
+
+
+def test_disagreeing_half_lives_are_shown_side_by_side(answerer: Answerer) -> None:
+    response = answerer.ask("What is the half-life of baclofen in the blood?", top_k=5)
+    texts = " ".join(a.text for a in response.answers)
+    assert "2.5-4 h" in texts or "2 hours" in texts or "two Hours" in texts
+    assert len({a.citation.doc_id for a in response.answers}) == 2
+
+
+def test_no_answer_repeats_or_overlaps_another(answerer: Answerer) -> None:
+    for question in ("How long does baclofen stay in your system?", "What are the side effects?", "overdose"):
+        answers = answerer.ask(question, top_k=10).answers
+        texts = [_norm(a.text) for a in answers]
+        assert len(texts) == len(set(texts))
+        for i, a in enumerate(answers):
+            for b in answers[i + 1:]:
+                if a.citation.doc_id == b.citation.doc_id:
+                    assert a.citation.end <= b.citation.start or b.citation.end <= a.citation.start
+
+
+def test_doc_ids_restrict_the_answers(answerer: Answerer) -> None:
+    response = answerer.ask("What is the maximum daily dose?", top_k=5, doc_ids=["baclofen-how-long-in-system"])
+    assert response.answers
+    assert {a.citation.doc_id for a in response.answers} == {"baclofen-how-long-in-system"}

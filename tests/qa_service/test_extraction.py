@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ingest.documents import Document
+from ingest.sections import split_sections
+from qa_service.answering import Answerer
+from qa_service.extraction import SpanExtractor, TermWeights, split_units, term_coverage
+
+TEXT = (
+    "Overdose\n\n"
+    "Symptoms of overdose:\n\n"
+    "  • Drowsiness\n"
+    "  • loss of consciousness\n"
+    "  • coma.\n\n"
+    "Treatment is symptomatic. Empty the stomach and give activated charcoal. "
+    "Baclosan tablets 10 mg, 50 pcs. - from 249 rubles.\n"
+)
+
+
+def _doc(text: str = TEXT) -> Document:
+    return Document("d", "d.txt", "Leaflet", "test", "txt", "h", text, split_sections(text))
+
+
+def test_units_are_sentences_and_list_items_with_exact_offsets() -> None:
+    doc = _doc()
+    units = split_units(doc, 0, len(TEXT))
+    texts = [TEXT[u.start:u.end] for u in units]
+    assert texts[:2] == ["Overdose", "Symptoms of overdose:"] and units[0].heading and units[1].heading
+    assert texts[2:5] == ["Drowsiness", "loss of consciousness", "coma."]
+    assert all(u.list_item for u in units[2:5])
+    assert "Treatment is symptomatic." in texts
+    # a fragment after an abbreviation-like stop stays with its sentence
+    assert any(t.endswith("50 pcs. - from 249 rubles.") for t in texts)
+
+
+def test_list_answers_take_the_list_and_never_a_heading_alone(embedder) -> None:
+    doc = _doc()
+    extractor = SpanExtractor(embedder)
+    question = "what are the symptoms of an overdose"
+    [span] = extractor.extract(question, embedder.embed([question])[0], [(doc, 0, len(TEXT))])
+    text = TEXT[span.start:span.end]
+    assert "Drowsiness" in text and "coma." in text
+    assert text not in ("Overdose", "Symptoms of overdose:")
+
+
+def test_span_is_a_few_sentences_not_the_passage(answerer: Answerer) -> None:
+    bundle = answerer.bundle
+    doc = bundle.documents["baclosan-tablets-leaflet"]
+    section = next(s for s in doc.sections if s.title == "pharmachologic effect")
+    question = "When does baclofen reach its highest concentration in the blood?"
+    [span] = answerer.extractor.extract(question, answerer.embedder.embed([question])[0], [(doc, section.start, section.end)])
+    text = doc.text[span.start:span.end]
+    assert "2-3 hours" in text
+    assert len(text) <= 400 < section.end - section.start
+
+
+def test_idf_weighted_coverage_counts_rare_terms_more() -> None:
+    weights = TermWeights({"baclofen": 90, "lithium": 1}, num_docs=100)
+    terms = {"baclofen", "lithium"}
+    assert term_coverage(terms, "Lithium salts") == 0.5
+    assert term_coverage(terms, "Baclofen tablets", weights) < 0.2
+    assert term_coverage(terms, "Lithium salts", weights) > 0.8
+    assert weights.known({"baclofen", "zebra"}) == {"baclofen"}
+
+
+def test_empty_passage_gives_no_span(embedder) -> None:
+    doc = _doc("Overdose\n\nSome text here that is long enough.\n")
+    extractor = SpanExtractor(embedder)
+    vector = embedder.embed(["x"])[0]
+    assert extractor.extract("x", vector, [(doc, 0, 8)]) == [None]
+    assert isinstance(vector, np.ndarray)
