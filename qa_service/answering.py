@@ -18,6 +18,7 @@ from .retrieval import Candidate, HybridRetriever
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
 
+
 class UnknownDocumentError(ValueError):
     def __init__(self, doc_ids: list[str]) -> None:
         super().__init__(f"unknown doc_id: {', '.join(doc_ids)}")
@@ -97,8 +98,7 @@ class Answerer:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         results = []
-        expanded = " ".join([query, *self.expander.expand(query).terms])
-        for candidate in self.retriever.search(expanded, k, doc_ids):
+        for candidate in self.retriever.search(self.expander.expand(query).query, k, doc_ids):
             chunk = candidate.chunk
             document = self.bundle.documents[chunk.doc_id]
             results.append(
@@ -117,7 +117,7 @@ class Answerer:
         if unknown:
             return Reading(unknown, [])
         absent = self.unknown_subjects.absent_share(question, expansion.known_words)
-        query = " ".join([question, *expansion.terms])
+        query = expansion.query
         query_vector = self.embedder.embed([query])[0]
         candidates = self.retriever.search(query, self.settings.reader_passages, doc_ids, query_vector=query_vector)
         documents = self.bundle.documents

@@ -26,10 +26,16 @@ def _stems(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Expansion:
+    question: str
     terms: list[str]
     """Clinical terms to add to the search, in file order, without repeats."""
     matched: list[str]
     """The lay keys found in the question."""
+
+    @property
+    def query(self) -> str:
+        """The question followed by its clinical terms: what is searched for."""
+        return " ".join([self.question, *self.terms])
 
     @property
     def known_words(self) -> frozenset[str]:
@@ -63,4 +69,4 @@ class QueryExpander:
             if any(stems[i:i + n] == key_stems for i in range(len(stems) - n + 1)):
                 matched.append(key)
                 terms.update(dict.fromkeys(values))
-        return Expansion(list(terms), matched)
+        return Expansion(question, list(terms), matched)
