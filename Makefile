@@ -37,7 +37,7 @@ eval: index
 	$(BIN)/qa eval eval/gold.jsonl --index index
 
 # COVID-QA (../shared/bench/covidqa) with the plain dense baseline side by side,
-# then the gold set; about 30 minutes on 2 cores (the article index is cached in .bench/).
+# then the gold set; about 18 minutes on 2 cores (the article index is cached in .bench/).
 BENCH ?= ../shared/bench/covidqa
 bench-quality: index
 	$(BIN)/python eval/bench_quality.py --bench $(BENCH) --out docs/bench/covidqa.json
