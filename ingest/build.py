@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -168,6 +169,7 @@ class IndexBuilder:
                 vectors[row] = vector
             for row, vector in zip(to_embed, fresh):
                 vectors[row] = vector
+            per_document = Counter(c.doc_id for c in chunks)
             writer.write_chunks(chunks)
             writer.write_dense(vectors)
             writer.write_lexical(LexicalIndex.build([by_id[c.doc_id].text[c.start:c.end] for c in chunks]))
@@ -178,9 +180,7 @@ class IndexBuilder:
                     settings=self.recorded_settings(),
                     documents={
                         d.doc_id: DocumentEntry(
-                            path=d.path,
-                            content_hash=d.content_hash,
-                            chunks=sum(1 for c in chunks if c.doc_id == d.doc_id),
+                            path=d.path, content_hash=d.content_hash, chunks=per_document[d.doc_id]
                         )
                         for d in documents
                     },
