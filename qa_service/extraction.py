@@ -141,6 +141,7 @@ class SpanExtractor:
         cosine_weight: float = 0.5,
         coverage_weight: float = 0.3,
         passage_weight: float = 0.2,
+        neighbour_weight: float = 0.2,
         max_chars: int = 400,
         max_units: int = 3,
         grow_ratio: float = 0.9,
@@ -150,6 +151,7 @@ class SpanExtractor:
         self.cosine_weight = cosine_weight
         self.coverage_weight = coverage_weight
         self.passage_weight = passage_weight
+        self.neighbour_weight = neighbour_weight
         self.max_chars = max_chars
         self.max_units = max_units
         self.grow_ratio = grow_ratio
@@ -191,6 +193,12 @@ class SpanExtractor:
 
     def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray, prior: float) -> Span | None:
         scores = self.cosine_weight * cos + self.coverage_weight * cov + self.passage_weight * prior
+        if self.neighbour_weight and len(scores) > 1:
+            # A sentence among relevant sentences is more likely the answer than a
+            # lone sentence that happens to share words with the question.
+            padded = np.pad(scores, 1, constant_values=-np.inf)
+            neighbour = np.maximum(padded[:-2], padded[2:])
+            scores = scores + self.neighbour_weight * np.where(np.isfinite(neighbour), neighbour, scores)
         candidates = [i for i, u in enumerate(units) if not u.heading]
         if not candidates:
             return None

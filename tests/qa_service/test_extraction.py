@@ -70,3 +70,15 @@ def test_empty_passage_gives_no_span(embedder) -> None:
     vector = embedder.embed(["x"])[0]
     assert extractor.extract("x", vector, [(doc, 0, 8)]) == [None]
     assert isinstance(vector, np.ndarray)
+
+
+def test_a_sentence_among_relevant_neighbours_beats_a_lone_look_alike() -> None:
+    from qa_service.extraction import Unit
+
+    units = [Unit(i * 10, i * 10 + 9, paragraph=i, list_item=False, heading=False) for i in range(5)]
+    cos = np.array([0.61, 0.10, 0.10, 0.58, 0.55])
+    cov = np.zeros(5)
+    alone = SpanExtractor(embedder=None, neighbour_weight=0.0)._best_span(units, cos, cov, prior=0.0)
+    among = SpanExtractor(embedder=None, neighbour_weight=0.2)._best_span(units, cos, cov, prior=0.0)
+    assert alone.start == 0  # the single best-scoring sentence
+    assert among.start == 30  # the sentence whose neighbour also matches
