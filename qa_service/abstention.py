@@ -34,23 +34,25 @@ class UnknownSubjectDetector:
         self.prototype = prototype
         self._prototype_vector: np.ndarray | None = None
 
+    @staticmethod
+    def _content_words(question: str) -> list[str]:
+        """Distinct words of the question that carry meaning (no stop words)."""
+        return [
+            word for word in dict.fromkeys(_WORD.findall(question))
+            if word.casefold() not in ENGLISH_STOP_WORDS and tokenize([word])[0]
+        ]
+
     def absent_words(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
-        """Words of the question whose stems occur nowhere in the corpus."""
-        found = []
-        for word in dict.fromkeys(_WORD.findall(question)):
-            stems = tokenize([word])[0]
-            if not stems or word.casefold() in known or word.casefold() in ENGLISH_STOP_WORDS:
-                continue
-            if not any(stem in self.vocabulary for stem in stems):
-                found.append(word)
-        return found
+        """Content words of the question, other than ``known`` ones, whose stems occur nowhere in the corpus."""
+        return [
+            word for word in self._content_words(question)
+            if word.casefold() not in known
+            and not any(stem in self.vocabulary for stem in tokenize([word])[0])
+        ]
 
     def absent_share(self, question: str, known: frozenset[str] = frozenset()) -> float:
-        """Share of the question's words that the corpus never uses."""
-        words = [
-            w for w in dict.fromkeys(_WORD.findall(question))
-            if tokenize([w])[0] and w.casefold() not in ENGLISH_STOP_WORDS
-        ]
+        """Share of the question's content words that the corpus never uses."""
+        words = self._content_words(question)
         return len(self.absent_words(question, known)) / len(words) if words else 0.0
 
     def find(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:

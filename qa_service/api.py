@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -107,8 +108,6 @@ def _describe(errors: list[dict]) -> tuple[int, str, str]:
 def create_app(settings: ServiceSettings | None = None, load: bool = True) -> FastAPI:
     settings = settings or ServiceSettings()
     state = ServiceState(settings)
-
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -191,7 +191,3 @@ def evaluate(
     for metric in METRICS:
         out.add_row(metric, *(f"{table[s][metric]:.3f}" for s in table))
     Console().print(out)
-
-
-def main() -> None:  # pragma: no cover
-    app()

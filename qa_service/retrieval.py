@@ -71,10 +71,10 @@ class HybridRetriever:
         self.fusion = fusion
         self.alpha = alpha
         self.rrf_k = rrf_k
-        self._doc_rows: dict[str, np.ndarray] = {}
+        rows: dict[str, list[int]] = {}
         for chunk in bundle.chunks:
-            self._doc_rows.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
-        self._doc_rows = {doc: np.asarray(rows, dtype=np.int64) for doc, rows in self._doc_rows.items()}
+            rows.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
+        self._doc_rows = {doc: np.asarray(ids, dtype=np.int64) for doc, ids in rows.items()}
 
     def _allowed(self, doc_ids: Collection[str] | None) -> np.ndarray | None:
         if doc_ids is None:
