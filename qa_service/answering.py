@@ -10,6 +10,7 @@ from ingest.bundle import Bundle
 from ingest.documents import Document
 from ingest.embedding import Embedder
 
+from .aliases import find_aliases
 from .abstention import UnknownSubjectDetector, confidence_label
 from .confidence import ConfidenceModel
 from .expansion import QueryExpander
@@ -69,7 +70,10 @@ class Answerer:
             settings.rrf_k,
         )
         lexical = bundle.lexical
-        self.expander = QueryExpander.from_file(settings.synonyms_file)
+        # Lay words from the synonym file; brand <-> generic names from the documents.
+        self.expander = QueryExpander.from_file(
+            settings.synonyms_file, names=find_aliases(document.text for document in bundle.documents.values())
+        )
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.unknown_drug_similarity
         )
@@ -98,7 +102,9 @@ class Answerer:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         results = []
-        for candidate in self.retriever.search(self.expander.expand(query).query, k, doc_ids):
+        expansion = self.expander.expand(query)
+        query_vector = self.embedder.embed([expansion.query])[0]
+        for candidate in self.retriever.search(expansion.lexical_query, k, doc_ids, query_vector=query_vector):
             chunk = candidate.chunk
             document = self.bundle.documents[chunk.doc_id]
             results.append(
@@ -119,7 +125,9 @@ class Answerer:
         absent = self.unknown_subjects.absent_share(question, expansion.known_words)
         query = expansion.query
         query_vector = self.embedder.embed([query])[0]
-        candidates = self.retriever.search(query, self.settings.reader_passages, doc_ids, query_vector=query_vector)
+        candidates = self.retriever.search(
+            expansion.lexical_query, self.settings.reader_passages, doc_ids, query_vector=query_vector
+        )
         documents = self.bundle.documents
         spans = self.extractor.extract(
             query,

@@ -1,4 +1,11 @@
-"""Query expansion from an editable file of lay → clinical terms."""
+"""Query expansion: lay → clinical terms from an editable file, and the corpus's
+own brand ↔ generic names (see aliases.py).
+
+Clinical terms join every side of the search. Other names of a medicine the
+question names join the lexical (BM25) side only: in the embedding they would
+only dilute the question, while BM25 needs them to match a passage that uses
+the other name.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +38,18 @@ class Expansion:
     """Clinical terms to add to the search, in file order, without repeats."""
     matched: list[str]
     """The lay keys found in the question."""
+    names: tuple[str, ...] = ()
+    """Other names of the medicines the question names."""
 
     @property
     def query(self) -> str:
         """The question followed by its clinical terms: what is searched for."""
         return " ".join([self.question, *self.terms])
+
+    @property
+    def lexical_query(self) -> str:
+        """What the lexical side searches for: the query and the other names."""
+        return " ".join([self.query, *self.names])
 
     @property
     def known_words(self) -> frozenset[str]:
@@ -44,11 +58,13 @@ class Expansion:
 
 
 class QueryExpander:
-    def __init__(self, entries: dict[str, list[str]]) -> None:
+    def __init__(self, entries: dict[str, list[str]], names: dict[str, list[str]] | None = None) -> None:
         self._entries = [(_stems(key), key, values) for key, values in entries.items() if _stems(key)]
+        self._names = {key.casefold(): values for key, values in (names or {}).items()}
 
     @classmethod
-    def from_file(cls, path: Path = DEFAULT_SYNONYMS) -> QueryExpander:
+    def from_file(cls, path: Path = DEFAULT_SYNONYMS, names: dict[str, list[str]] | None = None) -> QueryExpander:
+        """Lay terms from the TOML file at ``path``; ``names`` maps a medicine's name to its other names."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -58,7 +74,7 @@ class QueryExpander:
             isinstance(v, list) and all(isinstance(t, str) for t in v) for v in terms.values()
         ):
             raise ValueError(f"synonym file {path}: [terms] must map strings to lists of strings")
-        return cls(terms)
+        return cls(terms, names)
 
     def expand(self, question: str) -> Expansion:
         stems = _stems(question)
@@ -69,4 +85,6 @@ class QueryExpander:
             if any(stems[i:i + n] == key_stems for i in range(len(stems) - n + 1)):
                 matched.append(key)
                 terms.update(dict.fromkeys(values))
-        return Expansion(question, list(terms), matched)
+        words = {w.casefold() for w in _WORD.findall(question)}
+        names = dict.fromkeys(n for w in words & self._names.keys() for n in self._names[w] if n not in words)
+        return Expansion(question, list(terms), matched, tuple(names))

@@ -32,3 +32,12 @@ def test_a_broken_synonym_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("[terms\n", encoding="utf-8")
     with pytest.raises(ValueError, match="can't be read"):
         QueryExpander.from_file(bad)
+
+
+def test_other_names_of_a_medicine_join_the_lexical_query_only() -> None:
+    expander = QueryExpander({"too much": ["overdose"]}, names={"baclosan": ["baclofen", "liorasal"]})
+    expansion = expander.expand("What if someone takes too much Baclosan?")
+    assert expansion.names == ("baclofen", "liorasal")
+    assert "baclofen" not in expansion.query  # the embedding sees the question and clinical terms
+    assert expansion.lexical_query.endswith("overdose baclofen liorasal")
+    assert expander.expand("What is baclofen?").names == ()  # not a known name: nothing added
