@@ -89,12 +89,19 @@ class IndexBuilder:
         }
 
     def _previous(self, index_dir: Path) -> Bundle | None:
-        """The current bundle if its vectors can be reused (same model and settings)."""
+        """The current bundle if its vectors can be reused (same model and settings, but
+        for the lexical index's, which is rebuilt from the text every time)."""
         try:
             manifest = read_manifest(index_dir)
         except BundleError:
             return None
-        if manifest.embed_model != self.settings.embed_model or manifest.settings != self.recorded_settings():
+
+        def vector_settings(settings: dict[str, int | str]) -> dict[str, int | str]:
+            return {key: value for key, value in settings.items() if key != "lexical"}
+
+        if manifest.embed_model != self.settings.embed_model or vector_settings(manifest.settings) != vector_settings(
+            self.recorded_settings()
+        ):
             return None
         try:
             return load_bundle(index_dir)
@@ -119,7 +126,11 @@ class IndexBuilder:
         current = {d.doc_id: d.content_hash for d in documents}
         report.documents = len(documents)
         report.removed_documents = len(set(old) - set(current))
-        if previous is not None and current == {k: v.content_hash for k, v in old.items()}:
+        if (
+            previous is not None
+            and previous.manifest.settings == self.recorded_settings()
+            and current == {k: v.content_hash for k, v in old.items()}
+        ):
             report.up_to_date = True
             report.chunks = previous.manifest.chunk_count
             report.reused_documents = len(documents)

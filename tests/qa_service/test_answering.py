@@ -40,3 +40,11 @@ def test_doc_ids_restrict_the_answers(answerer: Answerer) -> None:
     response = answerer.ask("What is the maximum daily dose?", top_k=5, doc_ids=["baclofen-how-long-in-system"])
     assert response.answers
     assert {a.citation.doc_id for a in response.answers} == {"baclofen-how-long-in-system"}
+
+
+def test_a_brand_named_in_the_corpus_brings_in_its_generic_name(answerer: Answerer) -> None:
+    # The leaflet says "the analogues of Baclosan tablets are Baclofen, Liorasal".
+    expansion = answerer.expander.expand("Is Liorasal safe in pregnancy?")
+    assert expansion.names == ("baclofen", "baclosan")
+    response = answerer.ask("Is Liorasal safe in pregnancy?")
+    assert response.answered  # a name the corpus knows is not an unknown medicine
