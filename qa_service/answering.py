@@ -191,13 +191,15 @@ class Answerer:
         for item in (leaders + others)[:top_k]:
             chunk = item.candidate.chunk
             document = documents[chunk.doc_id]
+            # A list the answer takes may run past the chunk: the passage holds it all.
+            p_start, p_end = min(chunk.start, item.span.start), max(chunk.end, item.span.end)
             answers.append(
                 Answer(
                     text=document.text[item.span.start:item.span.end],
                     score=round(item.confidence, 4),
                     confidence=confidence_label(item.confidence, threshold),
                     citation=self._citation(document, item.span.start, item.span.end),
-                    passage=Passage(text=document.text[chunk.start:chunk.end], start=chunk.start, end=chunk.end),
+                    passage=Passage(text=document.text[p_start:p_end], start=p_start, end=p_end),
                 )
             )
         return AskResponse(

@@ -143,6 +143,7 @@ class SpanExtractor:
         passage_weight: float = 0.2,
         neighbour_weight: float = 0.2,
         max_chars: int = 400,
+        max_list_chars: int = 600,
         max_units: int = 3,
         grow_ratio: float = 0.9,
     ) -> None:
@@ -153,6 +154,7 @@ class SpanExtractor:
         self.passage_weight = passage_weight
         self.neighbour_weight = neighbour_weight
         self.max_chars = max_chars
+        self.max_list_chars = max_list_chars
         self.max_units = max_units
         self.grow_ratio = grow_ratio
 
@@ -172,24 +174,43 @@ class SpanExtractor:
         if self.weights is not None:
             # A term the corpus never uses can't tell one sentence from another.
             terms = self.weights.known(terms)
-        per_passage = [split_units(doc, start, end) for doc, start, end in passages]
+        # Units are read a little past each passage's end, so that a lead-in or a
+        # list cut off by the chunk boundary still takes the rest of its list;
+        # only units inside the passage are scored or chosen.
+        per_passage = [
+            split_units(doc, start, self._reach(doc, end)) for doc, start, end in passages
+        ]
+        inside = [
+            [u.start < end for u in units] for (_, _, end), units in zip(passages, per_passage)
+        ]
         texts = [
             doc.text[u.start:u.end]
-            for (doc, _, _), units in zip(passages, per_passage)
-            for u in units
+            for (doc, _, _), units, flags in zip(passages, per_passage, inside)
+            for u, flag in zip(units, flags)
+            if flag
         ]
         vectors = self.embedder.embed(texts) if texts else np.zeros((0, len(question_vector)))
         cosines = vectors @ question_vector
         priors = priors if priors is not None else [0.0] * len(passages)
         spans: list[Span | None] = []
         row = 0
-        for (doc, _, _), units, prior in zip(passages, per_passage, priors):
-            n = len(units)
-            cos = cosines[row:row + n]
-            cov = np.array([term_coverage(terms, doc.text[u.start:u.end], self.weights) for u in units])
+        for (doc, _, _), units, flags, prior in zip(passages, per_passage, inside, priors):
+            n = sum(flags)
+            cos = np.full(len(units), -np.inf)
+            cos[:n] = cosines[row:row + n]
+            cov = np.array(
+                [term_coverage(terms, doc.text[u.start:u.end], self.weights) if f else 0.0 for u, f in zip(units, flags)]
+            )
             row += n
             spans.append(self._best_span(units, cos, cov, prior))
         return spans
+
+    def _reach(self, document: Document, end: int) -> int:
+        """Where reading may stop: up to ``max_list_chars`` past ``end``, at a line end."""
+        text = document.text
+        limit = min(len(text), end + self.max_list_chars)
+        cut = text.rfind("\n", end, limit)
+        return limit if limit == len(text) else max(end, cut)
 
     def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray, prior: float) -> Span | None:
         scores = self.cosine_weight * cos + self.coverage_weight * cov + self.passage_weight * prior
@@ -199,7 +220,7 @@ class SpanExtractor:
             padded = np.pad(scores, 1, constant_values=-np.inf)
             neighbour = np.maximum(padded[:-2], padded[2:])
             scores = scores + self.neighbour_weight * np.where(np.isfinite(neighbour), neighbour, scores)
-        candidates = [i for i, u in enumerate(units) if not u.heading]
+        candidates = [i for i, u in enumerate(units) if not u.heading and np.isfinite(scores[i])]
         if not candidates:
             return None
         best = max(candidates, key=lambda i: scores[i])
@@ -217,14 +238,15 @@ class SpanExtractor:
             same_block = units[i].paragraph == units[best].paragraph or (
                 units[i].list_item and units[best].list_item
             )
-            return same_block and units[b].end - units[a].start <= self.max_chars
+            limit = self.max_list_chars if units[i].list_item and units[best].list_item else self.max_chars
+            return same_block and units[b].end - units[a].start <= limit
 
         # A lead-in ("Symptoms of overdose:", "such substances as:") takes what it introduces.
         if units[best].lead_in:
             while (
                 last + 1 < len(units)
                 and not units[last + 1].heading
-                and units[last + 1].end - units[first].start <= self.max_chars
+                and units[last + 1].end - units[first].start <= self.max_list_chars
                 and (last == best or units[last + 1].list_item)
             ):
                 last += 1

@@ -82,3 +82,14 @@ def test_a_sentence_among_relevant_neighbours_beats_a_lone_look_alike() -> None:
     among = SpanExtractor(embedder=None, neighbour_weight=0.2)._best_span(units, cos, cov, prior=0.0)
     assert alone.start == 0  # the single best-scoring sentence
     assert among.start == 30  # the sentence whose neighbour also matches
+
+
+def test_a_lead_in_at_the_passage_end_takes_the_list_beyond_it(embedder) -> None:
+    text = "Some patients overdose. " + TEXT[TEXT.index("Symptoms of overdose:"):]
+    doc = _doc(text)
+    end = text.index(":") + 1  # the passage stops right after the lead-in
+    extractor = SpanExtractor(embedder)
+    question = "what are the symptoms of an overdose"
+    [span] = extractor.extract(question, embedder.embed([question])[0], [(doc, 0, end)])
+    assert span.start < end < span.end
+    assert "Drowsiness" in text[span.start:span.end]
