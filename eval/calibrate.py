@@ -1,7 +1,7 @@
 """Refit the answer-confidence model on the tune half of the gold set and show the
 abstention trade-off on both halves.
 
-    python eval/calibrate.py [--index index] [--write]
+    python eval/calibrate.py [--index index] [--write | --shipped]
 
 Each answer candidate the pipeline reads (up to the top 5 per question) is a
 training row: its features (see qa_service/confidence.py) and label 1 when it
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=REPO / "index")
     parser.add_argument("--gold", type=Path, default=REPO / "eval" / "gold.jsonl")
     parser.add_argument("--write", action="store_true", help="Save the fitted model")
+    parser.add_argument("--shipped", action="store_true", help="Show the trade-off of the shipped model; fit nothing")
     args = parser.parse_args()
 
     settings = ServiceSettings(index_dir=args.index, min_confidence=0.0)
@@ -55,13 +56,18 @@ def main() -> None:
             rows.append(([item.features[f] for f in FEATURES], int(hit)))
         readings[q.id] = (q, bool(reading.unknown_subjects), rows)
 
-    train = [row for q, _, rows in readings.values() if q.split == "tune" for row in rows]
-    x = np.array([features for features, _ in train])
-    y = np.array([label for _, label in train])
-    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
-    model = ConfidenceModel(dict(zip(FEATURES, map(float, fitted.coef_[0]))), float(fitted.intercept_[0]))
-    print(f"fitted on {len(train)} answer candidates ({int(y.sum())} right) from the tune split")
-    print("weights:", {k: round(v, 3) for k, v in model.weights.items()}, "bias:", round(model.bias, 3))
+    if args.shipped:
+        model = answerer.confidence
+        args.write = False
+        print("the shipped model:", {k: round(v, 3) for k, v in model.weights.items()}, "bias:", round(model.bias, 3))
+    train = [] if args.shipped else [row for q, _, rows in readings.values() if q.split == "tune" for row in rows]
+    if not args.shipped:
+        x = np.array([features for features, _ in train])
+        y = np.array([label for _, label in train])
+        fitted = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+        model = ConfidenceModel(dict(zip(FEATURES, map(float, fitted.coef_[0]))), float(fitted.intercept_[0]))
+        print(f"fitted on {len(train)} answer candidates ({int(y.sum())} right) from the tune split")
+        print("weights:", {k: round(v, 3) for k, v in model.weights.items()}, "bias:", round(model.bias, 3))
 
     print("\n| threshold | tune: unanswerable declined | tune: answerable declined | heldout: unanswerable declined | heldout: answerable declined |")
     print("|---|---|---|---|---|")
