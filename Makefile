@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup index run test eval bench-quality clean
+.PHONY: setup browser index run test eval bench-quality screenshot clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,19 @@ index: setup
 run: index
 	$(BIN)/qa serve --index index --host $(HOST) --port $(PORT)
 
-test: setup
+# The widget's browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the widget's browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+test: setup browser
 	$(BIN)/python -m pytest
+
+# Refreshes docs/widget.png: the panel with an answer, from the browser test that asks.
+screenshot: setup browser
+	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget.py -k see_an_answer
 
 eval: index
 	$(BIN)/qa eval eval/gold.jsonl --index index

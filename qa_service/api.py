@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.bundle import BundleError, load_bundle
@@ -17,6 +21,7 @@ from ingest.embedding import Embedder, ModelNotFoundError
 
 from . import __version__
 from .answering import Answerer, UnknownDocumentError
+from .feedback import FeedbackStore
 from .schemas import (
     MAX_QUESTION_CHARS,
     MAX_TOP_K,
@@ -25,14 +30,25 @@ from .schemas import (
     DocumentDetail,
     DocumentSummary,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     SearchResponse,
 )
 from .settings import ServiceSettings
 
 log = logging.getLogger("qa_service")
 
+STATIC = Path(__file__).parent / "static"
+# Our own pages and the widget's files: no inline script or style, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+_bearer = HTTPBearer(auto_error=False, description="The admin token (setting QA_ADMIN_TOKEN)")
 ERRORS = {
     400: {"model": ErrorResponse, "description": "Malformed request"},
+    401: {"model": ErrorResponse, "description": "Missing or wrong admin token"},
+    403: {"model": ErrorResponse, "description": "Feedback export disabled (no admin token set)"},
     404: {"model": ErrorResponse, "description": "Not found"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     503: {"model": ErrorResponse, "description": "Index not loaded yet"},
@@ -76,8 +92,8 @@ class ServiceState:
         return self.answerer
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
 
 
 def _describe(errors: list[dict]) -> tuple[int, str, str]:
@@ -96,6 +112,12 @@ def _describe(errors: list[dict]) -> tuple[int, str, str]:
             return 422, "question_too_long", f"the question is longer than {MAX_QUESTION_CHARS} characters"
         if kind in ("string_too_short", "value_error"):
             return 422, "empty_question", "the question is empty"
+    if field == "vote":
+        return 422, "invalid_vote", "'vote' must be \"up\" or \"down\""
+    if field.startswith("citation"):
+        return 422, "invalid_citation", f"'citation' must be an answer's citation object ({field}: {err.get('msg', '')})"
+    if field == "comment":
+        return 422, "comment_too_long", f"the comment is longer than {MAX_QUESTION_CHARS} characters"
     if field in ("top_k", "k"):
         return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K}"
     if field == "q":
@@ -127,6 +149,41 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         lifespan=lifespan,
     )
     app.state.service = state
+    feedback = FeedbackStore(settings.feedback_path())
+    app.state.feedback = feedback
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=settings.cors_origin_regex or None,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization"],
+        max_age=600,
+    )
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.url.path in ("/", "/widget.js", "/widget.css"):
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def _static(name: str, media_type: str) -> FileResponse:
+        return FileResponse(STATIC / name, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def demo_page() -> FileResponse:
+        """A page with the chat widget open."""
+        return _static("index.html", "text/html; charset=utf-8")
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget_js() -> FileResponse:
+        return _static("widget.js", "text/javascript; charset=utf-8")
+
+    @app.get("/widget.css", include_in_schema=False)
+    def widget_css() -> FileResponse:
+        return _static("widget.css", "text/css; charset=utf-8")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,7 +192,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict):
-            return _error(exc.status_code, exc.detail["code"], exc.detail["message"])
+            return _error(exc.status_code, exc.detail["code"], exc.detail["message"], getattr(exc, "headers", None))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
@@ -181,6 +238,39 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         if not q.strip():
             raise RequestValidationError([{"loc": ("query", "q"), "type": "string_too_short", "msg": "empty"}])
         return state.require().search(q, k, doc_id)
+
+    @app.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, tags=["feedback"], responses=ERRORS)
+    def add_feedback(request: FeedbackRequest) -> FeedbackResponse:
+        """Store a thumbs up / down (and an optional comment) on one answer."""
+        answerer = state.answerer
+        if answerer is not None and request.citation.doc_id not in answerer.bundle.documents:
+            raise HTTPException(
+                422, detail={"code": "unknown_doc_id", "message": f"unknown doc_id: {request.citation.doc_id}"}
+            )
+        return FeedbackResponse(id=feedback.add(request))
+
+    @app.get(
+        "/v1/feedback",
+        tags=["feedback"],
+        responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object a line"}},
+    )
+    def export_feedback(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> StreamingResponse:
+        """All feedback as JSON lines, oldest first (needs `Authorization: Bearer <admin token>`)."""
+        if not settings.admin_token:
+            raise HTTPException(
+                403, detail={"code": "export_disabled", "message": "feedback export is disabled: set QA_ADMIN_TOKEN"}
+            )
+        if credentials is None or not secrets.compare_digest(
+            credentials.credentials.encode(), settings.admin_token.encode()
+        ):
+            raise HTTPException(
+                401,
+                detail={"code": "unauthorized", "message": "a valid admin token is needed (Authorization: Bearer ...)"},
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return StreamingResponse(feedback.export(), media_type="application/x-ndjson")
 
     @app.get("/v1/documents", response_model=list[DocumentSummary], tags=["documents"], responses=ERRORS)
     def documents() -> list[DocumentSummary]:

@@ -107,7 +107,7 @@ def serve(
 
     settings = _settings(index, host=host, port=port)
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"API docs at {base}/docs (index {settings.index_dir})", err=True)
+    typer.echo(f"Chat widget demo at {base}/ · API docs at {base}/docs (index {settings.index_dir})", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 MAX_QUESTION_CHARS = 2000
@@ -75,6 +77,18 @@ class DocumentSummary(BaseModel):
 
 class DocumentDetail(DocumentSummary):
     text: str
+
+
+class FeedbackRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    citation: Citation = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
+    answer: str | None = Field(None, max_length=20_000, description="The answer's text.")
+    vote: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=MAX_QUESTION_CHARS)
+
+
+class FeedbackResponse(BaseModel):
+    id: int
 
 
 class ErrorDetail(BaseModel):

@@ -34,6 +34,27 @@ class ServiceSettings(IngestSettings):
         Path(__file__).parent / "data" / "confidence.json",
         description="Logistic confidence model (refit with eval/calibrate.py).",
     )
+    cors_origins: list[str] = Field(
+        [],
+        description=(
+            "Origins (scheme://host[:port]) whose pages may call the API, e.g. a support portal "
+            'embedding the widget. JSON list in the environment: QA_CORS_ORIGINS=\'["https://portal.example"]\''
+        ),
+    )
+    cors_origin_regex: str | None = Field(
+        r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$",
+        description="Origins matching this regular expression are allowed too (default: localhost on any port).",
+    )
+    feedback_db: Path | None = Field(
+        None,
+        description=(
+            "SQLite file for answer feedback. Default: feedback.sqlite3 next to the index folder "
+            "(not inside it: a re-ingest replaces that folder)."
+        ),
+    )
+    admin_token: str | None = Field(
+        None, description="Bearer token for GET /v1/feedback; unset, the export is disabled."
+    )
     unknown_drug_similarity: float = Field(
         0.42,
         description=(
@@ -41,3 +62,6 @@ class ServiceSettings(IngestSettings):
             "to 'medication' names a medicine the documents don't cover: the question is declined."
         ),
     )
+
+    def feedback_path(self) -> Path:
+        return self.feedback_db or Path(self.index_dir).parent / "feedback.sqlite3"

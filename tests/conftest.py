@@ -24,6 +24,7 @@ from qa_service.settings import ServiceSettings  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
 GOLD = REPO / "eval" / "gold.jsonl"
+ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def embedder() -> Embedder:
 def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
     """Settings pointing at an index built from the repo's corpus."""
     index = tmp_path_factory.mktemp("seed") / "index"
-    settings = ServiceSettings(corpus_dir=CORPUS, index_dir=index)
+    settings = ServiceSettings(corpus_dir=CORPUS, index_dir=index, admin_token=ADMIN_TOKEN)
     IndexBuilder(settings, embedder).build()
     return settings
 
@@ -56,9 +57,9 @@ def free_port() -> int:
 class LiveServer:
     """The real app behind a real uvicorn server on a loopback port, in a thread."""
 
-    def __init__(self, app, ready_path: str = "/readyz") -> None:  # noqa: ANN001
+    def __init__(self, app, ready_path: str = "/readyz", port: int | None = None) -> None:  # noqa: ANN001
         self.ready_path = ready_path
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

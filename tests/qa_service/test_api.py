@@ -130,3 +130,44 @@ def test_openapi_documents_the_contract(client: httpx.Client) -> None:
     assert {"/v1/ask", "/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/healthz", "/readyz"} <= set(schema["paths"])
     answer = schema["components"]["schemas"]["Answer"]["properties"]
     assert {"text", "score", "citation", "passage"} <= set(answer)
+
+
+def test_the_demo_page_and_widget_files_are_served_under_a_strict_policy(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="/widget.js"' in page.text
+    assert "<script>" not in page.text  # no inline script on our own page
+    for path in ("/", "/widget.js", "/widget.css"):
+        policy = client.get(path).headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert client.get("/widget.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/widget.css").headers["content-type"].startswith("text/css")
+
+
+def test_cors_allows_the_configured_origins_only(tmp_path) -> None:
+    settings = ServiceSettings(
+        index_dir=tmp_path / "index", cors_origins=["https://portal.example"], cors_origin_regex=None
+    )
+    with LiveServer(create_app(settings, load=False), ready_path="/healthz") as live, httpx.Client(
+        base_url=live.url
+    ) as http:
+        def preflight(origin: str) -> httpx.Response:
+            return http.options(
+                "/v1/ask",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                         "Access-Control-Request-Headers": "content-type"},
+            )
+
+        allowed = preflight("https://portal.example")
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://portal.example"
+        refused = preflight("https://elsewhere.example")
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        simple = http.get("/healthz", headers={"Origin": "https://elsewhere.example"})
+        assert "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_default_allows_localhost_on_any_port(client: httpx.Client) -> None:
+    response = client.get("/healthz", headers={"Origin": "http://localhost:5173"})
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "access-control-allow-origin" not in client.get("/healthz", headers={"Origin": "https://evil.example"}).headers

@@ -1,0 +1,78 @@
+"""Answer feedback from the widget (thumbs up / down), kept in SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .schemas import FeedbackRequest
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT,
+    doc_id TEXT NOT NULL,
+    citation TEXT NOT NULL,
+    vote TEXT NOT NULL CHECK (vote IN ('up', 'down')),
+    comment TEXT
+)
+"""
+
+
+class FeedbackStore:
+    """Appends feedback rows to a SQLite file and exports them as JSON lines.
+
+    The file and its table are created on first use. One connection per call,
+    so the store can be shared by the server's worker threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=10)
+        connection.row_factory = sqlite3.Row
+        if not self._ready:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(_SCHEMA)
+                connection.commit()
+                self._ready = True
+        return connection
+
+    def add(self, feedback: FeedbackRequest) -> int:
+        with closing(self._connect()) as connection, connection:
+            cursor = connection.execute(
+                "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    feedback.question,
+                    feedback.answer,
+                    feedback.citation.doc_id,
+                    feedback.citation.model_dump_json(),
+                    feedback.vote,
+                    feedback.comment,
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def export(self) -> Iterator[str]:
+        """Every row, oldest first, as one JSON object a line."""
+        if not self.path.exists():
+            return
+        with closing(self._connect()) as connection:
+            for row in connection.execute("SELECT * FROM feedback ORDER BY id"):
+                record = dict(row)
+                record["citation"] = json.loads(record["citation"])
+                yield json.dumps(record, ensure_ascii=False) + "\n"

@@ -1,0 +1,414 @@
+"""The chat widget in a real browser (Debian's Chromium driven by Playwright)
+against the real app on a real index: the seed corpus plus a document full of
+mark-up that must show as text."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from ingest.build import IndexBuilder
+from ingest.embedding import Embedder
+from qa_service.api import create_app
+from qa_service.settings import ServiceSettings
+from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer, free_port
+
+XSS_TEXT = (
+    "Zebrafen test leaflet\n\n"
+    "Storage\n\n"
+    'Zebrafen tablets <script>window.__xss = 1</script> must be kept below 25 degrees in a dry place '
+    '<img src=x onerror="window.__xss = 2"> out of the reach of children.\n'
+)
+XSS_QUESTION = "How should Zebrafen tablets be stored?"
+QUESTION = "How long does baclofen stay in the system?"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+# --- the browser and the servers ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Chromium is not installed: `make test` installs Debian's chromium package")
+    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def widget_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
+    """An index of the seed corpus plus the mark-up document."""
+    root = tmp_path_factory.mktemp("widget")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "zebrafen-xss-leaflet.txt").write_text(XSS_TEXT, encoding="utf-8")
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=root / "index", admin_token=ADMIN_TOKEN)
+    IndexBuilder(settings, embedder).build()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def api(widget_settings: ServiceSettings) -> Iterator[LiveServer]:
+    with LiveServer(create_app(widget_settings)) as live:
+        yield live
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}") or dialog.dismiss())
+    yield page
+    context.close()
+    assert not errors, errors  # no script error and no alert, ever
+
+
+class HostSite:
+    """A second origin (another loopback port) serving pages that embed the widget."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        handler = partial(_QuietHandler, directory=str(root))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def page(self, name: str, api_url: str, extra: str = "", open_: bool = True, timeout_ms: int = 20000) -> str:
+        snippet = (
+            f'<script src="{api_url}/widget.js" data-api="{api_url}" data-open="{str(open_).lower()}" '
+            f'data-timeout="{timeout_ms}"></script>'
+        )
+        (self.root / name).write_text(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Support portal</title>"
+            f"{extra}</head><body><h1>Support portal</h1><button id='host-button'>Host button</button>"
+            f"{snippet}</body></html>",
+            encoding="utf-8",
+        )
+        return f"{self.origin}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSite]:
+    site = HostSite(tmp_path_factory.mktemp("host"))
+    yield site
+    site.close()
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def ask(page: Page, question: str) -> None:
+    box = page.locator("#drugqa-widget input.question")
+    box.fill(question)
+    box.press("Enter")
+
+
+def last_turn_answers(page: Page):
+    return page.locator("#drugqa-widget .turn-answers").last
+
+
+def active_class(page: Page) -> str:
+    """Class of the focused element, inside the widget's shadow root when focus is there."""
+    return page.evaluate(
+        """() => {
+            const root = document.querySelector('#drugqa-widget').shadowRoot;
+            const el = root.activeElement || document.activeElement;
+            return el ? (el.className || el.tagName) : '';
+        }"""
+    )
+
+
+# --- the tests ----------------------------------------------------------------------------
+
+
+def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    held = []
+    page.route("**/v1/ask", lambda route: held.append(route))  # hold the request to see the working state
+    ask(page, QUESTION)
+    expect(page.locator("#drugqa-widget .working")).to_be_visible()
+    expect(page.locator("#drugqa-widget .send")).to_be_disabled()
+    assert len(held) == 1
+    page.unroute("**/v1/ask")
+    held[0].continue_()
+
+    answers = last_turn_answers(page)
+    expect(answers.locator("article.answer").first).to_be_visible()
+    expect(page.locator("#drugqa-widget .working")).to_have_count(0)
+    first = answers.locator("article.answer").first
+    body = httpx.post(api.url + "/v1/ask", json={"question": QUESTION, "top_k": 5}).json()
+    expected = body["answers"][0]
+    expect(first.locator(".answer-text")).to_have_text(expected["text"])
+    citation = expected["citation"]
+    expect(first.locator(".citation")).to_contain_text(citation["title"])
+    if citation["section"]:
+        expect(first.locator(".citation")).to_contain_text(citation["section"])
+    expect(first.locator(".confidence")).to_have_text(expected["confidence"])
+    marks = [m.lower() for m in first.locator(".answer-text mark").all_inner_texts()]
+    words = set(re.findall(r"\w+", expected["text"].lower()))
+    assert marks and set(marks) <= words  # only words of the answer are marked
+    assert set(marks) & {"baclofen", "system", "stay", "long"}  # ... and they are the question's
+    # answers of different documents sit in separate groups
+    docs = {a["citation"]["doc_id"] for a in body["answers"]}
+    expect(answers.locator(".source-group")).to_have_count(len(docs))
+    if len(docs) > 1:
+        expect(answers.locator(".sources-note")).to_contain_text(f"{len(docs)} documents")
+    expect(page.locator("#drugqa-widget .disclaimer")).to_contain_text("not medical advice")
+    expect(page.locator("#drugqa-widget input.question")).to_have_value("")
+
+    if os.environ.get("QA_WIDGET_SCREENSHOT"):  # `make screenshot` refreshes docs/widget.png
+        page.locator("#drugqa-widget .panel").screenshot(path=os.environ["QA_WIDGET_SCREENSHOT"])
+
+
+def test_show_the_passage_and_open_the_document(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    ask(page, "How is an overdose treated?")
+    answer = last_turn_answers(page).locator("article.answer").first
+    expect(answer).to_be_visible()
+    text = answer.locator(".answer-text").inner_text()
+
+    toggle = answer.locator(".show-passage")
+    expect(answer.locator(".passage")).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    passage = answer.locator(".passage")
+    expect(passage).to_be_visible()
+    expect(passage.locator("mark.answer-mark")).to_have_text(text)
+    toggle.click()
+    expect(passage).to_be_hidden()
+
+    doc_id = answer.get_attribute("data-doc-id")
+    full = httpx.get(f"{api.url}/v1/documents/{doc_id}").json()
+    answer.locator(".open-document").click()
+    viewer = page.locator("#drugqa-widget .document-view")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator(".document-title")).to_have_text(full["title"])
+    assert viewer.locator(".document-text").text_content() == full["text"]
+    mark = viewer.locator("mark.answer-mark")
+    expect(mark).to_have_text(text)
+    expect(mark).to_be_in_viewport()
+    viewer.locator(".back").click()
+    expect(viewer).to_be_hidden()
+    assert "open-document" in active_class(page)
+
+
+def test_a_declined_question_says_so_and_shows_no_passage(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    ask(page, "What's the maximum daily dose of ibuprofen?")
+    declined = page.locator("#drugqa-widget .turn-declined").last
+    expect(declined).to_contain_text("don't answer")
+    expect(declined.locator(".reason")).to_contain_text("ibuprofen")
+    expect(declined).to_contain_text("rephras")
+    expect(page.locator("#drugqa-widget article.answer")).to_have_count(0)
+    expect(page.locator("#drugqa-widget .passage")).to_have_count(0)
+
+
+def test_server_stopped_mid_conversation_then_retry(page: Page, widget_settings: ServiceSettings) -> None:
+    port = free_port()
+    first = LiveServer(create_app(widget_settings), port=port).__enter__()
+    try:
+        page.goto(first.url + "/")
+        ask(page, QUESTION)
+        expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+    finally:
+        first.__exit__(None, None, None)
+
+    ask(page, "How is an overdose treated?")
+    error = page.locator("#drugqa-widget .turn-error")
+    expect(error).to_be_visible()
+    expect(error).to_have_attribute("role", "alert")
+    expect(error).to_contain_text("can't be reached")
+    expect(page.locator("#drugqa-widget .send")).to_be_enabled()  # never a frozen panel
+    expect(page.locator("#drugqa-widget .working")).to_have_count(0)
+    expect(page.locator("#drugqa-widget .turn-question")).to_have_count(2)  # earlier turns stay
+    expect(page.locator("#drugqa-widget .turn-answers")).to_have_count(1)
+
+    with LiveServer(create_app(widget_settings), port=port):
+        error.locator(".retry").click()
+        expect(page.locator("#drugqa-widget .turn-answers")).to_have_count(2)
+        expect(page.locator("#drugqa-widget .turn-error")).to_have_count(0)
+
+    page.locator("#drugqa-widget .new-conversation").click()
+    expect(page.locator("#drugqa-widget .turn-question")).to_have_count(0)
+
+
+def test_a_slow_service_times_out_with_a_retry(page: Page, api: LiveServer, host: HostSite) -> None:
+    url = host.page("slow.html", api.url, timeout_ms=1500)
+    held = []
+    page.route("**/v1/ask", lambda route: held.append(route))  # the service never answers
+    page.goto(url)
+    ask(page, QUESTION)
+    error = page.locator("#drugqa-widget .turn-error")
+    expect(error).to_be_visible(timeout=10_000)
+    expect(page.locator("#drugqa-widget .working")).to_have_count(0)
+    page.unroute("**/v1/ask")
+    error.locator(".retry").click()
+    expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+
+
+def test_keyboard_only(page: Page, api: LiveServer, host: HostSite) -> None:
+    page.goto(host.page("keyboard.html", api.url, open_=False))
+    launcher = page.locator("#drugqa-widget .launcher")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    page.locator("#host-button").focus()
+    page.keyboard.press("Tab")
+    assert "launcher" in active_class(page)
+    page.keyboard.press("Enter")
+    expect(page.locator("#drugqa-widget .panel")).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    assert "question" in active_class(page)
+    page.keyboard.type("What is the maximum daily dose?")
+    page.keyboard.press("Enter")
+    expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+    assert "question" in active_class(page)  # ready for the next question
+    # the answer's buttons are reachable by Tab (backwards from the input)
+    for _ in range(12):
+        page.keyboard.press("Shift+Tab")
+        if "vote-down" in active_class(page):
+            break
+    assert "vote-down" in active_class(page)
+    page.keyboard.press("Escape")
+    expect(page.locator("#drugqa-widget .panel")).to_be_hidden()
+    assert "launcher" in active_class(page)
+    # labelled controls and a live region for screen readers
+    log = page.locator("#drugqa-widget .log")
+    expect(log).to_have_attribute("aria-live", "polite")
+    for button in page.locator("#drugqa-widget button").all():
+        assert (button.get_attribute("aria-label") or button.inner_text()).strip()
+
+
+def test_copy_puts_the_quote_and_its_source_on_the_clipboard(browser: Browser, api: LiveServer) -> None:
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        page.goto(api.url + "/")
+        ask(page, QUESTION)
+        answer = last_turn_answers(page).locator("article.answer").first
+        expect(answer).to_be_visible()
+        body = httpx.post(api.url + "/v1/ask", json={"question": QUESTION, "top_k": 5}).json()["answers"][0]
+        answer.locator(".copy").click()
+        expect(answer.locator(".copy")).to_have_text("Copied")
+        c = body["citation"]
+        source = f"{c['title']}, {c['section']}" if c["section"] else c["title"]
+        assert page.evaluate("navigator.clipboard.readText()") == f"\"{body['text']}\"\nSource: {source}"
+    finally:
+        context.close()
+
+
+def test_feedback_is_stored_and_exported(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    question = "Can baclofen be taken during pregnancy?"
+    ask(page, question)
+    answer = last_turn_answers(page).locator("article.answer").first
+    expect(answer).to_be_visible()
+    answer.locator(".vote-up").click()
+    expect(answer.locator(".feedback-status")).to_contain_text("Thanks")
+    expect(answer.locator(".vote-up")).to_have_attribute("aria-pressed", "true")
+    export = httpx.get(api.url + "/v1/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    records = [json.loads(line) for line in export.text.splitlines()]
+    mine = [r for r in records if r["question"] == question]
+    assert len(mine) == 1
+    assert mine[0]["vote"] == "up" and mine[0]["doc_id"] == answer.get_attribute("data-doc-id")
+    assert mine[0]["answer"] == answer.locator(".answer-text").inner_text()
+
+
+def test_markup_in_a_document_shows_as_text_and_runs_nothing(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    ask(page, XSS_QUESTION)
+    answer = page.locator('#drugqa-widget article.answer[data-doc-id="zebrafen-xss-leaflet"]').first
+    expect(answer).to_be_visible()
+    answer.locator(".show-passage").click()
+    expect(answer.locator(".passage")).to_contain_text("<script>window.__xss = 1</script>")
+    answer.locator(".open-document").click()
+    text = page.locator("#drugqa-widget .document-text")
+    expect(text).to_contain_text('<img src=x onerror="window.__xss = 2">')
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    root_has = "sel => document.querySelector('#drugqa-widget').shadowRoot.querySelectorAll(sel).length"
+    assert page.evaluate(root_has, ".document-view img, .log img, .document-view script, .log script") == 0
+    # the page itself forbids inline script
+    policy = httpx.get(api.url + "/").headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+
+
+def test_embedded_on_an_allowed_origin_it_answers(
+    page: Page, host: HostSite, widget_settings: ServiceSettings
+) -> None:
+    settings = widget_settings.model_copy(update={"cors_origins": [host.origin], "cors_origin_regex": None})
+    with LiveServer(create_app(settings)) as other:
+        page.goto(host.page("allowed.html", other.url))
+        ask(page, QUESTION)
+        expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+
+
+def test_embedded_on_a_refused_origin_it_says_so(page: Page, host: HostSite, widget_settings: ServiceSettings) -> None:
+    settings = widget_settings.model_copy(update={"cors_origins": [], "cors_origin_regex": None})
+    with LiveServer(create_app(settings)) as other:
+        page.goto(host.page("refused.html", other.url))
+        expect(page.locator("#drugqa-widget .panel")).to_be_visible()  # the script and styles load
+        ask(page, QUESTION)
+        expect(page.locator("#drugqa-widget .turn-error")).to_be_visible()
+        expect(page.locator("#drugqa-widget article.answer")).to_have_count(0)
+
+
+def test_styles_are_scoped_themable_and_fit_a_narrow_screen(browser: Browser, api: LiveServer, host: HostSite) -> None:
+    extra = (
+        "<style>button { background: rgb(0, 255, 0) !important; font-size: 40px; }"
+        " #drugqa-widget { --drugqa-accent: rgb(200, 0, 0); }</style>"
+    )
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    try:
+        page.goto(host.page("themed.html", api.url, extra=extra))
+        send = page.locator("#drugqa-widget .send")
+        expect(send).to_be_visible()
+        colour = send.evaluate("el => getComputedStyle(el).backgroundColor")
+        assert colour == "rgb(200, 0, 0)"  # the host's theme variable, not its button rule
+        assert page.locator("#host-button").evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(0, 255, 0)"
+        ask(page, QUESTION)
+        expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+        box = page.locator("#drugqa-widget .panel").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        overflow = page.locator("#drugqa-widget .log").evaluate("el => el.scrollWidth - el.clientWidth")
+        assert overflow <= 1
+    finally:
+        context.close()
+
+
+def test_the_widget_script_uses_no_html_injection_sinks() -> None:
+    source = (Path(__file__).resolve().parents[2] / "qa_service" / "static" / "widget.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source, sink
+    assert not re.search(r"\.style\.", source)  # the page policy allows no inline style
