@@ -161,8 +161,8 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     expect(page.locator("#drugqa-widget .working")).to_be_visible()
     expect(page.locator("#drugqa-widget .send")).to_be_disabled()
     assert len(held) == 1
-    page.unroute("**/v1/ask")
     held[0].continue_()
+    page.unroute("**/v1/ask")
 
     answers = last_turn_answers(page)
     expect(answers.locator("article.answer").first).to_be_visible()
