@@ -85,6 +85,30 @@
     return el('button', Object.assign({ type: 'button', class: cls, text }, attrs));
   }
 
+  function iconButton(cls, icon, attrs) {
+    const node = button(cls, '', attrs);
+    node.append(icon);
+    return node;
+  }
+
+  /** A thumb drawn as SVG (no emoji font needed); `down` turns it upside down. */
+  function thumbIcon(down) {
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('width', '16');
+    svg.setAttribute('height', '16');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    const path = document.createElementNS(ns, 'path');
+    path.setAttribute('fill', 'currentColor');
+    path.setAttribute('d', 'M2 21h4V9H2v12zm20-10.5c0-1.1-.9-2-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.5-1.1L13.2 1.5 7.6 7.1' +
+      'C7.2 7.5 7 8 7 8.5V19c0 1.1.9 2 2 2h8.5c.8 0 1.5-.5 1.8-1.2l2.6-6.3c.1-.2.1-.5.1-.7v-2.3z');
+    if (down) path.setAttribute('transform', 'rotate(180 12 12)');
+    svg.append(path);
+    return svg;
+  }
+
   function nextId(prefix) {
     state.seq += 1;
     return `drugqa-${prefix}-${state.seq}`;
@@ -340,8 +364,8 @@
     const showPassage = button('show-passage', 'Show passage', { 'aria-expanded': 'false', 'aria-controls': passageId });
     const openDoc = button('open-document', 'Open document');
     const copy = button('copy', 'Copy');
-    const up = button('vote-up', '👍', { 'aria-label': 'Helpful', 'aria-pressed': 'false' });
-    const down = button('vote-down', '👎', { 'aria-label': 'Not helpful', 'aria-pressed': 'false' });
+    const up = iconButton('vote-up', thumbIcon(false), { 'aria-label': 'Helpful', 'aria-pressed': 'false' });
+    const down = iconButton('vote-down', thumbIcon(true), { 'aria-label': 'Not helpful', 'aria-pressed': 'false' });
     const status = el('span', { class: 'feedback-status', role: 'status' });
 
     showPassage.addEventListener('click', () => {
@@ -361,7 +385,9 @@
         el('p', { class: 'citation', text: citation.section ? `${citation.title} · ${citation.section}` : citation.title }),
         el('span', { class: 'confidence' + (CONFIDENCE_LEVELS.has(level) ? ` confidence-${level}` : ''), text: confidence }),
       ]),
-      el('div', { class: 'actions' }, [showPassage, openDoc, copy, up, down, status]),
+      el('div', { class: 'actions' }, [
+        showPassage, openDoc, copy, el('span', { class: 'votes', role: 'group', 'aria-label': 'Was this answer helpful?' }, [up, down]), status,
+      ]),
       passageBox,
     ]);
   }
