@@ -44,10 +44,12 @@ class UnknownSubjectDetector:
 
     def absent_words(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
         """Content words of the question, other than ``known`` ones, whose stems occur nowhere in the corpus."""
+        # Compared by stem, so "expires" is known when the synonym key is "expire".
+        known_stems = {stem for stems in tokenize(sorted(known)) for stem in stems} if known else set()
         return [
             word for word in self._content_words(question)
             if word.casefold() not in known
-            and not any(stem in self.vocabulary for stem in tokenize([word])[0])
+            and not any(stem in self.vocabulary or stem in known_stems for stem in tokenize([word])[0])
         ]
 
     def absent_share(self, question: str, known: frozenset[str] = frozenset()) -> float:

@@ -56,3 +56,11 @@ def test_every_answer_clears_the_threshold_and_is_labelled(answerer: Answerer) -
     assert confidence_label(0.9, 0.2) == "strong match"
     assert confidence_label(0.25, 0.2) == "moderate match"
     assert confidence_label(0.1, 0.2) == "weak match"
+
+
+def test_a_lay_word_in_the_synonym_file_is_known_in_any_form(answerer: Answerer) -> None:
+    # The synonym file's key is "expire"; the question says "expires".
+    question = "When does a pack expire? Which date does it expire by, when it expires?"
+    known = answerer.expander.expand(question).known_words
+    assert "expire" in known
+    assert "expires" not in answerer.unknown_subjects.absent_words(question, known)
