@@ -20,6 +20,14 @@ class ServiceSettings(IngestSettings):
     fusion_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the dense side in linear fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     reader_passages: int = Field(6, ge=1, description="Top fused passages the span extractor reads.")
+    passage_rank_weight: float = Field(
+        0.1,
+        ge=0.0,
+        description=(
+            "Weight of the passage's retrieval score (min-max normalised over the passages read) "
+            "added to an answer's span score when answers are ranked."
+        ),
+    )
     min_confidence: float = Field(
         0.2,
         ge=0.0,

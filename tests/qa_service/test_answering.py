@@ -48,3 +48,15 @@ def test_a_brand_named_in_the_corpus_brings_in_its_generic_name(answerer: Answer
     assert expansion.names == ("baclofen", "baclosan")
     response = answerer.ask("Is Liorasal safe in pregnancy?")
     assert response.answered  # a name the corpus knows is not an unknown medicine
+
+
+def test_the_passage_retrieval_score_weighs_in_the_answer_ranking(answerer: Answerer, embedder) -> None:
+    question = "How long does baclofen stay in the system?"
+    by_span = Answerer(answerer.bundle, embedder, answerer.settings.model_copy(update={"passage_rank_weight": 0.0}))
+    by_passage = Answerer(answerer.bundle, embedder, answerer.settings.model_copy(update={"passage_rank_weight": 100.0}))
+    spans = by_span.read(question).spans
+    assert [s.span.score for s in spans] == sorted((s.span.score for s in spans), reverse=True)
+    ranked = by_passage.read(question).spans
+    assert [s.candidate.score for s in ranked] == sorted((s.candidate.score for s in ranked), reverse=True)
+    # the default blends both: the same spans, in an order neither alone need give
+    assert {id(s.candidate.chunk) for s in answerer.read(question).spans} == {id(s.candidate.chunk) for s in spans}
