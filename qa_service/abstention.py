@@ -48,8 +48,7 @@ class UnknownSubjectDetector:
         known_stems = {stem for stems in tokenize(sorted(known)) for stem in stems} if known else set()
         return [
             word for word in self._content_words(question)
-            if word.casefold() not in known
-            and not any(stem in self.vocabulary or stem in known_stems for stem in tokenize([word])[0])
+            if not any(stem in self.vocabulary or stem in known_stems for stem in tokenize([word])[0])
         ]
 
     def absent_share(self, question: str, known: frozenset[str] = frozenset()) -> float:

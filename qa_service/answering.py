@@ -15,7 +15,7 @@ from .abstention import UnknownSubjectDetector, confidence_label
 from .confidence import ConfidenceModel
 from .expansion import QueryExpander
 from .extraction import Span, SpanExtractor, TermWeights
-from .retrieval import Candidate, HybridRetriever
+from .retrieval import Candidate, HybridRetriever, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
 
@@ -52,14 +52,6 @@ def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool
     if a.candidate.chunk.doc_id != b.candidate.chunk.doc_id:
         return False
     return a.span.start < b.span.end and b.span.start < a.span.end
-
-
-def _passage_rank(spans: list[ScoredSpan]) -> dict[int, float]:
-    """Each span's passage retrieval score, min-max normalised over the passages read
-    (1.0 for all when they tie), keyed by ``id`` of the span."""
-    fused = [s.candidate.score for s in spans]
-    lo, hi = min(fused, default=0.0), max(fused, default=0.0)
-    return {id(s): (s.candidate.score - lo) / (hi - lo) if hi > lo else 1.0 for s in spans}
 
 
 class Answerer:
@@ -149,11 +141,11 @@ class Answerer:
                 continue
             features = {"cosine": span.cosine, "coverage": span.coverage, "prior": span.prior, "absent": absent}
             scored.append(ScoredSpan(candidate, span, features, self.confidence(features)))
-        # Ranked by the extractor's score plus a little of the passage's retrieval rank;
-        # the confidence decides whether to answer.
-        rank = _passage_rank(scored)
-        weight = self.settings.passage_rank_weight
-        return Reading([], sorted(scored, key=lambda s: -(s.span.score + weight * rank[id(s)])))
+        # Ranked by the extractor's score plus a little of the passage's retrieval score
+        # (normalised over the passages read); the confidence decides whether to answer.
+        boost = self.settings.passage_rank_weight * minmax([s.candidate.score for s in scored])
+        order = sorted(range(len(scored)), key=lambda i: -(scored[i].span.score + boost[i]))
+        return Reading([], [scored[i] for i in order])
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()

@@ -34,14 +34,15 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> dict[int, 
     return fused
 
 
+def minmax(values: list[float]) -> np.ndarray:
+    """``values`` scaled to 0..1 (all 0 when they tie)."""
+    array = np.asarray(values, dtype=np.float64)
+    span = array.max() - array.min() if len(array) else 0.0
+    return (array - array.min()) / span if span > 0 else np.zeros_like(array)
+
+
 def linear_fusion(ids: list[int], dense: list[float], lexical: list[float], alpha: float = 0.5) -> dict[int, float]:
     """alpha * minmax(dense) + (1 - alpha) * minmax(lexical) over the candidate pool."""
-
-    def minmax(values: list[float]) -> np.ndarray:
-        array = np.asarray(values, dtype=np.float64)
-        span = array.max() - array.min() if len(array) else 0.0
-        return (array - array.min()) / span if span > 0 else np.zeros_like(array)
-
     fused = alpha * minmax(dense) + (1.0 - alpha) * minmax(lexical)
     return dict(zip(ids, fused.tolist()))
 

@@ -416,7 +416,7 @@
     const terms = questionTerms(question);
     const nodes = [];
     let last = 0;
-    for (const match of String(text).matchAll(WORD_RE)) {
+    for (const match of text.matchAll(WORD_RE)) {
       if (!matchesQuestion(match[0], terms)) continue;
       if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
       nodes.push(el('mark', { text: match[0] }));
