@@ -122,6 +122,25 @@ class IndexBuilder:
                 documents.append(item)
 
         previous = None if force else self._previous(index_dir)
+        # Each new or changed document is split now, so that one the splitter can't
+        # handle is skipped with its reason instead of failing the whole build.
+        reusable = previous.manifest.documents if previous else {}
+        fresh_spans: dict[str, list] = {}
+        kept: list[Document] = []
+        for document in documents:
+            entry = reusable.get(document.doc_id)
+            if entry is not None and entry.content_hash == document.content_hash:
+                kept.append(document)
+                continue
+            try:
+                fresh_spans[document.doc_id] = self.chunker.split(document.text, document.sections)
+            except Exception as exc:  # noqa: BLE001
+                report.skipped.append(
+                    Skipped(document.path, f"it could not be split into chunks ({type(exc).__name__}: {exc})")
+                )
+                continue
+            kept.append(document)
+        documents = kept
         old = previous.manifest.documents if previous else {}
         current = {d.doc_id: d.content_hash for d in documents}
         report.documents = len(documents)
@@ -157,7 +176,7 @@ class IndexBuilder:
                         chunk_rows.append((document, chunk.start, chunk.end, chunk.section))
                 else:
                     report.embedded_documents += 1
-                    for span in self.chunker.split(document.text, document.sections):
+                    for span in fresh_spans[document.doc_id]:
                         to_embed.append(len(chunk_rows))
                         chunk_rows.append((document, span.start, span.end, span.section))
 

@@ -10,7 +10,7 @@ from .documents import Section
 
 # Paragraphs first, then lines (list items), then sentence ends, then words.
 SEPARATORS = [r"\n\s*\n", r"\n", r"(?<=[.!?])\s+", r"(?<=[;:])\s+", r"\s+", ""]
-CHUNKER_VERSION = "recursive-sentence-v1"
+CHUNKER_VERSION = "recursive-sentence-v2"
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,37 @@ class SectionChunker:
             strip_whitespace=True,
         )
 
+    def _pieces(self, body: str) -> list[tuple[int, int]]:
+        """(start, end) of each piece the splitter makes of ``body``, in order, covering it."""
+        ranges: list[tuple[int, int]] = []
+        previous: tuple[int, int] | None = None
+        for piece in self._splitter.split_text(body):
+            found = locate(body, piece, previous)
+            if found < 0:  # pragma: no cover - the splitter only strips and joins
+                raise ChunkingError("a chunk could not be located in its text")
+            previous = (found, found + len(piece))
+            ranges.append(previous)
+        # Text the pieces missed (where repeated text made a place ambiguous) gets
+        # pieces of its own, so that every word is in some chunk.
+        ranges.sort()
+        covered_to, gaps = 0, []
+        for a, b in ranges:
+            if body[covered_to:a].strip():
+                gaps.append((covered_to, a))
+            covered_to = max(covered_to, b)
+        if body[covered_to:].strip():
+            gaps.append((covered_to, len(body)))
+        for a, b in gaps:
+            ranges.extend((a + x, a + y) for x, y in self._pieces(body[a:b]))
+        return sorted(ranges)
+
     def split(self, text: str, sections: tuple[Section, ...]) -> list[ChunkSpan]:
         spans: list[ChunkSpan] = []
         for section in sections:
             body = text[section.start:section.end]
-            cursor = 0
             pending: int | None = None  # start of a bare heading waiting for its text
-            for piece in self._splitter.split_text(body):
-                found = body.find(piece, cursor)
-                if found < 0:  # pragma: no cover - the splitter only strips and joins
-                    raise RuntimeError("chunk text is not a substring of its section")
-                start, end = section.start + found, section.start + found + len(piece)
-                cursor = found + 1
+            for found, found_end in self._pieces(body):
+                start, end = section.start + found, section.start + found_end
                 heading = section.heading
                 if heading is not None and heading.start <= start and end <= heading.end:
                     pending = start if pending is None else pending
@@ -59,3 +78,33 @@ class SectionChunker:
             if pending is not None:
                 spans.append(ChunkSpan(pending, section.heading.end, section.title))
         return spans
+
+
+class ChunkingError(ValueError):
+    """A document whose chunks could not be mapped back to exact offsets."""
+
+
+def locate(body: str, piece: str, previous: tuple[int, int] | None) -> int:
+    """Offset of ``piece`` in ``body``, given the previous piece's (start, end).
+
+    The splitter's pieces come in order, each overlapping, touching or following
+    the previous one, and sometimes lying inside it (an overlap tail emitted on
+    its own). Text repeats ("There are several types of skin cancer." twice,
+    "Baclofen Baclofen ..."), so among the occurrences from the previous start
+    on, the first that extends the previous piece wins; else the first after it;
+    else the first inside it.
+    """
+    if previous is None:
+        return body.find(piece)
+    prev_start, prev_end = previous
+    inside = -1
+    found = body.find(piece, prev_start)
+    while found != -1:
+        if found > prev_end:
+            return found  # after a gap the splitter stripped
+        if found + len(piece) > prev_end:
+            return found  # overlaps or touches the previous piece and extends it
+        if inside == -1:
+            inside = found
+        found = body.find(piece, found + 1)
+    return inside

@@ -131,3 +131,5 @@ def read_corpus(corpus_dir: Path) -> Iterator[Document | Skipped]:
             yield read_document(source)
         except LoadError as exc:
             yield Skipped(source.relative, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the build
+            yield Skipped(source.relative, f"it could not be read ({type(exc).__name__}: {exc})")

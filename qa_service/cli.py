@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 EXIT_SKIPPED = 3
+EXIT_BELOW_FLOORS = 4
 IndexOption = Annotated[
     Optional[Path], typer.Option("--index", help="Index bundle folder [env QA_INDEX_DIR, default ./index]")
 ]
@@ -98,17 +99,30 @@ def ingest(
 def serve(
     index: IndexOption = None,
     host: Annotated[Optional[str], typer.Option(help="[env QA_HOST, default 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="[env QA_PORT, default 8000]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="[env QA_PORT, default 8000; 0 takes any free port]")] = None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API and the chat widget."""
+    import socket
+
     import uvicorn
 
     from .api import create_app
 
     settings = _settings(index, host=host, port=port)
-    base = f"http://{settings.host}:{settings.port}"
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((settings.host, settings.port))
+    except OSError as exc:
+        listener.close()
+        _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    bound = listener.getsockname()[1]  # the port the system gave, when 0 was asked for
+    host_part = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
+    base = f"http://{host_part}:{bound}"
     typer.echo(f"Chat widget demo at {base}/ · API docs at {base}/docs (index {settings.index_dir})", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=bound, log_level="info")
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _answerer(settings: ServiceSettings):  # noqa: ANN202
@@ -164,12 +178,24 @@ def evaluate(
     index: IndexOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
     details: Annotated[Optional[Path], typer.Option(help="Write each question's answers and hits here")] = None,
+    floors: Annotated[
+        Optional[Path],
+        typer.Option(help="Quality floors to hold [default: floors.json beside the gold file, if there is one]"),
+    ] = None,
+    check_floors: Annotated[bool, typer.Option("--check-floors/--no-floors", help="Hold the floors")] = True,
+    write_floors: Annotated[
+        bool, typer.Option("--write-floors", help="Set the floors from this run (held-out and all, 2 questions under)")
+    ] = False,
 ) -> None:
-    """Score the service on a gold question set (per split and overall)."""
+    """Score the service on a gold question set (per split and overall).
+
+    Exit status: 0 fine, 4 a metric is past its floor (the breaches and the
+    questions that changed since the floors were set are printed), 1 error.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from .evaluation import METRICS, dump_results, load_gold, report, run_gold
+    from .evaluation import METRICS, Floors, dump_results, load_gold, report, run_gold
 
     if not gold.exists():
         _fail(f"gold file {gold} does not exist")
@@ -177,17 +203,40 @@ def evaluate(
         questions = load_gold(gold)
     except ValueError as exc:
         _fail(f"gold file {gold} is invalid: {exc}")
+    floors_path = floors or gold.parent / "floors.json"
+    if floors is not None and not floors.exists() and not write_floors:
+        _fail(f"floors file {floors} does not exist")
     results = run_gold(_answerer(_settings(index)), questions)
     table = report(results)
     if details is not None:
         dump_results(results, details)
     if as_json:
         typer.echo(json.dumps(table, indent=2))
+    else:
+        out = Table(title=f"Gold evaluation ({gold})")
+        out.add_column("metric")
+        for split in table:
+            out.add_column(f"{split} (n={table[split]['questions']})", justify="right")
+        for metric in METRICS:
+            out.add_row(metric, *(f"{table[s][metric]:.3f}" for s in table))
+        Console().print(out)
+    if write_floors:
+        splits = [s for s in ("heldout", "all") if s in table]
+        floors_path.write_text(Floors.from_results(results, splits).model_dump_json(indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"floors written to {floors_path}", err=True)
         return
-    out = Table(title=f"Gold evaluation ({gold})")
-    out.add_column("metric")
-    for split in table:
-        out.add_column(f"{split} (n={table[split]['questions']})", justify="right")
-    for metric in METRICS:
-        out.add_row(metric, *(f"{table[s][metric]:.3f}" for s in table))
-    Console().print(out)
+    if not check_floors or not floors_path.exists():
+        return
+    try:
+        held = Floors.load(floors_path)
+    except (OSError, ValueError) as exc:
+        _fail(f"floors file {floors_path} is invalid: {exc}")
+    breaches = held.breaches(table)
+    if breaches:
+        typer.echo(f"below the floors in {floors_path}:", err=True)
+        for line in breaches:
+            typer.echo(f"  {line}", err=True)
+        typer.echo("questions whose outcome changed since the floors were set:", err=True)
+        for line in held.changes(results) or ["(none)"]:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(EXIT_BELOW_FLOORS)

@@ -127,6 +127,108 @@ def report(results: list[QuestionResult]) -> dict[str, dict[str, float]]:
     return table
 
 
+def first_hit(hits: list[bool]) -> int | None:
+    """Rank (from 1) of the first hit, or None."""
+    return next((i + 1 for i, hit in enumerate(hits) if hit), None)
+
+
+class Outcome(BaseModel):
+    """One question's result as the floors remember it."""
+
+    id: str
+    split: str
+    answered: bool
+    answer_rank: int | None
+    passage_rank: int | None
+
+    @classmethod
+    def of(cls, result: QuestionResult) -> Outcome:
+        return cls(
+            id=result.question.id,
+            split=result.question.split,
+            answered=result.answered,
+            answer_rank=first_hit(result.answer_hits),
+            passage_rank=first_hit(result.passage_hits),
+        )
+
+
+class Floors(BaseModel):
+    """Quality floors per split, each a stated number of questions under the figures
+    of the run that set them; ``baseline`` is that run's outcome per question, so a
+    breach can name the questions that changed."""
+
+    comment: str = (
+        "Set by `qa eval --write-floors` (held-out on its own, and all questions). `qa eval` and "
+        "tests/qa_service/test_evaluation.py fail past them and name the questions that changed."
+    )
+    margin_questions: int
+    floors: dict[str, dict[str, float]]
+    """split -> metric -> floor (a ceiling for ``answerable_declined``)."""
+    baseline: list[Outcome]
+
+    @classmethod
+    def load(cls, path: Path) -> Floors:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_results(cls, results: list[QuestionResult], splits: list[str], margin_questions: int = 2) -> Floors:
+        table = report(results)
+        floors: dict[str, dict[str, float]] = {}
+        for split in splits:
+            row = table[split]
+            floors[split] = {}
+            for metric in METRICS:
+                n = row["unanswerable"] if metric == "unanswerable_declined" else row["answerable"]
+                if not n:
+                    continue
+                slack = margin_questions / n
+                value = row[metric] + slack if metric in CEILINGS else row[metric] - slack
+                floors[split][metric] = round(min(1.0, max(0.0, value)), 3)
+        return cls(margin_questions=margin_questions, floors=floors, baseline=[Outcome.of(r) for r in results])
+
+    def breaches(self, table: dict[str, dict[str, float]]) -> list[str]:
+        """Each metric of ``table`` past its floor, in words ('' when all hold)."""
+        found = []
+        for split, metrics in self.floors.items():
+            for metric, bound in metrics.items():
+                value = table.get(split, {}).get(metric)
+                if value is None:
+                    found.append(f"{split} {metric}: not measured (floor {bound:.3f})")
+                elif metric in CEILINGS and value > bound:
+                    found.append(f"{split} {metric} rose to {value:.3f} (ceiling {bound:.3f})")
+                elif metric not in CEILINGS and value < bound:
+                    found.append(f"{split} {metric} fell to {value:.3f} (floor {bound:.3f})")
+        return found
+
+    def changes(self, results: list[QuestionResult]) -> list[str]:
+        """The questions whose outcome differs from the baseline run, one line each."""
+        before = {o.id: o for o in self.baseline}
+        lines = []
+        for result in results:
+            now = Outcome.of(result)
+            then = before.get(now.id)
+            if then is None:
+                lines.append(f"{now.id} [{now.split}] is new: {_describe_outcome(now)}")
+            elif (then.answered, then.answer_rank, then.passage_rank) != (now.answered, now.answer_rank, now.passage_rank):
+                lines.append(
+                    f"{now.id} [{now.split}] {result.question.question!r}: "
+                    f"{_describe_outcome(then)} -> {_describe_outcome(now)}"
+                )
+        return lines
+
+
+CEILINGS = frozenset({"answerable_declined"})
+"""Metrics where lower is better: their bound is a ceiling."""
+
+
+def _describe_outcome(outcome: Outcome) -> str:
+    if not outcome.answered:
+        return "declined"
+    answer = f"answer #{outcome.answer_rank}" if outcome.answer_rank else "no right answer"
+    passage = f"passage #{outcome.passage_rank}" if outcome.passage_rank else "no right passage"
+    return f"{answer}, {passage}"
+
+
 def dump_results(results: list[QuestionResult], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for r in results:

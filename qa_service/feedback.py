@@ -39,11 +39,12 @@ class FeedbackStore:
         self._ready = False
 
     def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # QA_FEEDBACK_DB may name a new folder
         connection = sqlite3.connect(self.path, timeout=10)
         connection.row_factory = sqlite3.Row
         if not self._ready:
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute(_SCHEMA)
                 connection.commit()

@@ -12,7 +12,7 @@ from ingest.settings import IngestSettings
 
 class ServiceSettings(IngestSettings):
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=0, le=65535, description="Port `qa serve` listens on (0: any free port, printed at start).")
     retrieval_candidates: int = Field(40, ge=1, description="Candidates taken from each retriever before fusion.")
     fusion: Literal["linear", "rrf"] = Field(
         "linear", description="How dense and BM25 rankings are fused: normalised scores or reciprocal rank."

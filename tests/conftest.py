@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The tests set every QA_ setting they depend on themselves: a QA_ADMIN_TOKEN or
+# QA_INDEX_DIR in the caller's shell must not change what they see.
+for _name in [n for n in os.environ if n.startswith("QA_")]:
+    del os.environ[_name]
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from ingest.build import IndexBuilder  # noqa: E402
 from ingest.bundle import load_bundle  # noqa: E402
@@ -25,6 +32,22 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
 GOLD = REPO / "eval" / "gold.jsonl"
 ADMIN_TOKEN = "test-admin-token"
+SERVER_START_TIMEOUT = 120.0
+"""Seconds a server may take to load the model and index on a busy 2-core machine."""
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment for a process the tests start: no QA_ variable but ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **settings})
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without QA_ variables (a test that sets one gets it undone)."""
+    for name in [n for n in os.environ if n.startswith("QA_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
@@ -48,41 +71,70 @@ def answerer(seed_settings: ServiceSettings, embedder: Embedder) -> Answerer:
     return Answerer(load_bundle(seed_settings.index_dir), embedder, seed_settings)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def bind_loopback(port: int = 0, timeout: float = 30.0) -> socket.socket:
+    """A listening-ready socket on 127.0.0.1: any free port (0), or ``port`` once it is free again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def wait_ready(url: str, timeout: float = SERVER_START_TIMEOUT, process=None) -> httpx.Response:  # noqa: ANN001
+    """Poll ``url`` until it answers 200 (or fail with what it last said)."""
+    deadline = time.monotonic() + timeout
+    last: httpx.Response | Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            last = httpx.get(url, timeout=5)
+            if last.status_code == 200:
+                return last
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s (last: {last!r})")
 
 
 class LiveServer:
-    """The real app behind a real uvicorn server on a loopback port, in a thread."""
+    """The real app behind a real uvicorn server on a loopback port, in a thread.
 
-    def __init__(self, app, ready_path: str = "/readyz", port: int | None = None) -> None:  # noqa: ANN001
+    The server is handed a socket the test bound itself, so the port is known
+    before it starts and is never raced for; ``port`` re-binds a port an earlier
+    server used (waiting until the system has let it go).
+    """
+
+    def __init__(self, app, ready_path: str = "/readyz", port: int = 0) -> None:  # noqa: ANN001
         self.ready_path = ready_path
-        self.port = port or free_port()
+        self.socket = bind_loopback(port)
+        self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+        wait_ready(self.url + self.ready_path)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.join(60)
+        self.socket.close()
+        if self.thread.is_alive():
+            raise RuntimeError("the server did not stop within 60 s")
 
 
 @pytest.fixture(scope="session")
-def server(seed_settings: ServiceSettings):
+def server(seed_settings: ServiceSettings) -> Iterator[LiveServer]:
     from qa_service.api import create_app
 
     with LiveServer(create_app(seed_settings)) as live:
@@ -90,6 +142,20 @@ def server(seed_settings: ServiceSettings):
 
 
 @pytest.fixture()
-def client(server: LiveServer):
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as http:
         yield http
+
+
+def read_line(stream, timeout: float) -> str:  # noqa: ANN001
+    """One line from a child process's pipe, or an error after ``timeout`` seconds."""
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not result:
+        raise TimeoutError(f"no line from the process within {timeout:.0f} s")
+    return result[0]
+
+
+PYTHON = sys.executable

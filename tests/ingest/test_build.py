@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from ingest.build import IndexBuilder, embed_text
 from ingest.bundle import FORMAT_VERSION, MANIFEST, BundleError, load_bundle
 from ingest.embedding import Embedder
 from ingest.settings import IngestSettings
-from tests.conftest import CORPUS, REPO
+from tests.conftest import CORPUS, REPO, clean_env, read_line
 
 
 @pytest.fixture()
@@ -48,18 +47,36 @@ def test_build_writes_a_loadable_bundle_with_verbatim_chunks(corpus: Path, embed
     assert leaflet.title.startswith("The Baclosan: instructions for use")
 
 
+class CountingEmbedder(Embedder):
+    """The real embedder, remembering every text it was asked to embed."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.texts: list[str] = []
+
+    def embed(self, texts, progress=None):  # noqa: ANN001, ANN201
+        self.texts.extend(texts)
+        return super().embed(texts, progress)
+
+
 def test_reingest_only_embeds_what_changed_and_drops_removed_files(corpus: Path, embedder: Embedder) -> None:
     settings = _settings(corpus)
     IndexBuilder(settings, embedder).build()
-    unchanged = IndexBuilder(settings, embedder).build()
+    counting = CountingEmbedder(settings.embed_model)
+    counting._model = embedder._model  # the same loaded weights, no second load
+    unchanged = IndexBuilder(settings, counting).build()
     assert unchanged.up_to_date and unchanged.embedded_documents == 0
+    assert counting.texts == []  # the encoder was not called at all
 
     leaflet = corpus / "baclosan-tablets-leaflet.txt"
     leaflet.write_text(leaflet.read_text(encoding="utf-8") + "\nStorage note\n\nKeep the bottle closed.\n", encoding="utf-8")
     (corpus / "extra.md").write_text("# Extra\n\nBaclofen extra leaflet text.\n", encoding="utf-8")
-    changed = IndexBuilder(settings, embedder).build()
+    changed = IndexBuilder(settings, counting).build()
     assert (changed.embedded_documents, changed.reused_documents) == (2, 1)
     bundle = load_bundle(settings.index_dir)
+    # the encoder saw the changed and the new document's chunks, and nothing of the unchanged one
+    expected = [embed_text(bundle.documents[c.doc_id], c) for c in bundle.chunks if c.doc_id != "baclofen-how-long-in-system"]
+    assert sorted(counting.texts) == sorted(expected)
     assert "Keep the bottle closed." in bundle.documents["baclosan-tablets-leaflet"].text
     # reused vectors are the same vectors a fresh embedding gives
     other = [c for c in bundle.chunks if c.doc_id == "baclofen-how-long-in-system"][0]
@@ -93,6 +110,30 @@ def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_indexed(corpus:
     assert len(load_bundle(corpus.parent / "index").manifest.skipped) == 3
 
 
+def test_an_unexpected_error_in_one_document_skips_it_and_builds_the_rest(corpus: Path, embedder: Embedder) -> None:
+    from ingest.chunking import SectionChunker
+
+    class FailsOnOne(SectionChunker):
+        """The real chunker, failing as a bug would on one document."""
+
+        def split(self, text, sections):  # noqa: ANN001, ANN201
+            if "TRIGGER" in text:
+                raise RuntimeError("an unforeseen splitter failure")
+            return super().split(text, sections)
+
+    (corpus / "odd.txt").write_text("Odd leaflet\n\nTRIGGER text.\n", encoding="utf-8")
+    settings = _settings(corpus)
+    builder = IndexBuilder(settings, embedder)
+    builder.chunker = FailsOnOne(settings.chunk_size, settings.chunk_overlap)
+    report = builder.build()
+    assert report.documents == 2
+    [skipped] = report.skipped
+    assert skipped.path == "odd.txt" and "an unforeseen splitter failure" in skipped.reason
+    bundle = load_bundle(settings.index_dir)
+    assert set(bundle.documents) == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
+    assert [(s.path, s.reason) for s in bundle.manifest.skipped] == [(skipped.path, skipped.reason)]
+
+
 def test_bundle_of_another_model_or_format_is_refused(corpus: Path, embedder: Embedder) -> None:
     settings = _settings(corpus)
     IndexBuilder(settings, embedder).build()
@@ -106,37 +147,69 @@ def test_bundle_of_another_model_or_format_is_refused(corpus: Path, embedder: Em
         load_bundle(settings.index_dir)
 
 
-def test_crash_mid_ingest_leaves_the_previous_bundle_intact(corpus: Path, embedder: Embedder) -> None:
+# A real ingest in its own process that stops at a known point and waits there
+# to be killed: "embedding" (the staging folder is half written) or "swap" (the
+# old bundle has been moved aside and the new one is not in place yet).
+CRASH_HARNESS = """
+import os, sys
+from ingest.build import IndexBuilder
+from ingest.embedding import Embedder
+from ingest.settings import IngestSettings
+
+point = sys.argv[3]
+
+class PausingEmbedder(Embedder):
+    def embed(self, texts, progress=None):
+        if point == "embedding":
+            print("paused", flush=True)
+            sys.stdin.readline()
+        return super().embed(texts, progress)
+
+real_replace = os.replace
+def replace(src, dst):
+    real_replace(src, dst)
+    if point == "swap":
+        print("paused", flush=True)
+        sys.stdin.readline()
+os.replace = replace
+
+settings = IngestSettings(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
+IndexBuilder(settings, PausingEmbedder(settings.embed_model)).build()
+"""
+
+
+@pytest.mark.parametrize("point", ["embedding", "swap"])
+def test_kill_9_mid_ingest_leaves_the_previous_bundle_served(corpus: Path, embedder: Embedder, point: str) -> None:
     settings = _settings(corpus)
     IndexBuilder(settings, embedder).build()
     before = (settings.index_dir / MANIFEST).read_text()
+    for i in range(3):
+        (corpus / f"bulk-{i}.txt").write_text(f"Leaflet {i}\n\nSentence about dosing {i}.\n", encoding="utf-8")
 
-    # Enough new text that embedding takes a while, then kill -9 the ingest mid-way.
-    for i in range(40):
-        (corpus / f"bulk-{i}.txt").write_text(
-            f"Leaflet {i}\n\n" + " ".join(f"Sentence {j} of leaflet {i} about dosing." for j in range(120)),
-            encoding="utf-8",
-        )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa_service", "ingest", str(corpus), "--index", str(settings.index_dir)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", CRASH_HARNESS, str(corpus), str(settings.index_dir), point],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=clean_env(),
     )
-    staging: list[Path] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        staging = [p for p in settings.index_dir.parent.glob(".index.staging-*") if (p / "documents.jsonl").exists()]
-        if staging:
-            break
-        time.sleep(0.05)
-    assert staging, "the ingest finished before it could be interrupted"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    try:
+        assert read_line(proc.stdout, timeout=180).strip() == "paused"
+        staging = list(settings.index_dir.parent.glob(".index.staging-*"))
+        if point == "embedding":
+            assert staging and (staging[0] / "documents.jsonl").exists()
+            assert (settings.index_dir / MANIFEST).read_text() == before
+        else:
+            assert not settings.index_dir.exists()  # moved aside: the moment of the swap
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
 
-    assert (settings.index_dir / MANIFEST).read_text() == before
+    # Whoever reads the index next sees the previous bundle, whole.
     bundle = load_bundle(settings.index_dir)
+    assert (settings.index_dir / MANIFEST).read_text() == before
     assert set(bundle.documents) == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
-    assert staging[0].exists()  # the half-written staging folder is left beside it...
 
-    report = IndexBuilder(settings, embedder).build()  # ...and the next ingest clears it
-    assert report.documents == 42
+    report = IndexBuilder(settings, embedder).build()  # the next ingest completes and cleans up
+    assert report.documents == 5
+    assert set(load_bundle(settings.index_dir).documents) >= {"bulk-0", "bulk-1", "bulk-2"}
     assert not list(settings.index_dir.parent.glob(".index.staging-*"))
+    assert not list(settings.index_dir.parent.glob(".index.retired-*"))

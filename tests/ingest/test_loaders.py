@@ -119,3 +119,41 @@ def test_invalid_sidecar_is_a_load_error(tmp_path: Path) -> None:
     (tmp_path / "leaflet.txt.meta.json").write_text("{title: nope", encoding="utf-8")
     with pytest.raises(LoadError, match="not valid JSON"):
         _read(path)
+
+
+def test_htm_is_read_as_html(tmp_path: Path) -> None:
+    path = tmp_path / "page.htm"
+    path.write_text("<html><head><title>Old page</title></head><body><h1>Storage</h1><p>Keep dry.</p></body></html>",
+                    encoding="utf-8")
+    doc = _read(path)
+    assert (doc.title, doc.format) == ("Old page", "htm")
+    assert "Keep dry." in doc.text and "<p>" not in doc.text
+
+
+def test_document_ids_follow_the_path_and_never_collide(tmp_path: Path) -> None:
+    from ingest.corpus import list_source_files
+
+    files = {
+        "EU leaflets/Xenical 120mg.txt": "x",
+        "us/xenical 120mg.txt": "x",
+        "leaflet.txt": "x",
+        "leaflet.md": "x",
+        "Leaflet.TXT": "x",
+        "sub/leaflet.txt": "x",
+        "notes.docx": "x",
+    }
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    found, skipped = list_source_files(tmp_path)
+    ids = {f.relative: f.doc_id for f in found}
+    assert ids["EU leaflets/Xenical 120mg.txt"] == "eu-leaflets-xenical-120mg"  # folders and spaces become "-"
+    assert ids["us/xenical 120mg.txt"] == "us-xenical-120mg"
+    assert ids["sub/leaflet.txt"] == "sub-leaflet"
+    # three files whose ids would be "leaflet": the first by path keeps it, the others get the extension
+    assert ids["Leaflet.TXT"] == "leaflet"
+    assert {ids["leaflet.md"], ids["leaflet.txt"]} == {"leaflet-md", "leaflet-txt"}
+    assert len(set(ids.values())) == len(ids)
+    assert [s.path for s in skipped] == ["notes.docx"]
+    # the same folder gives the same ids every time
+    assert {f.relative: f.doc_id for f in list_source_files(tmp_path)[0]} == ids

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
+import signal
 import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ingest.embedding import resolve_model_path
+from qa_service.api import create_app
+from qa_service.evaluation import Floors, Outcome
 from qa_service.settings import ServiceSettings
-from tests.conftest import CORPUS, REPO, free_port
+from tests.conftest import CORPUS, PYTHON, REPO, LiveServer, clean_env, read_line, wait_ready
+
+SEED_DOCS = {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
 
 
-def qa(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def qa(*args: str, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
+    """``qa ARGS`` in a fresh process, with no QA_ variable but ``settings``."""
     return subprocess.run(
-        [sys.executable, "-m", "qa_service", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [PYTHON, "-m", "qa_service", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=clean_env(**settings),
     )
 
 
@@ -42,6 +48,10 @@ def test_ingest_reports_and_signals_skipped_files(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert again.stdout.strip().startswith("index up to date: 2 documents")
 
+    forced = qa("ingest", str(corpus), "--index", str(index), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip().startswith("index built: 2 documents") and "(2 embedded, 0 reused" in forced.stdout
+
 
 def test_ingest_of_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = qa("ingest", str(tmp_path / "nope"), "--index", str(tmp_path / "index"))
@@ -49,15 +59,50 @@ def test_ingest_of_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: corpus folder") and "Traceback" not in result.stderr
 
 
-def test_ask_human_readable_and_json(seed_settings: ServiceSettings) -> None:
+def test_a_bundle_of_another_model_is_rebuilt_by_ingest_and_refused_by_ask_and_serve(tmp_path: Path) -> None:
+    # "Another model": the same weights under another name (a folder link), which the
+    # manifest records as a different model.
+    other = tmp_path / "other-model"
+    other.symlink_to(resolve_model_path(ServiceSettings().embed_model), target_is_directory=True)
+    index = tmp_path / "index"
+    assert qa("ingest", str(CORPUS), "--index", str(index)).returncode == 0
+    rebuilt = qa("ingest", str(CORPUS), "--index", str(index), QA_EMBED_MODEL=str(other))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "index built: 2 documents" in rebuilt.stdout and "(2 embedded, 0 reused" in rebuilt.stdout
+    assert json.loads((index / "manifest.json").read_text())["embed_model"] == str(other)
+
+    refused = qa("ask", "What is the maximum daily dose?", "--index", str(index))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert str(other) in refused.stderr and "re-ingest" in refused.stderr
+
+    with LiveServer(create_app(ServiceSettings(index_dir=index)), ready_path="/healthz") as live:
+        deadline = time.monotonic() + 120
+        while True:  # the loader thread reports the refusal once it has read the manifest
+            response = httpx.get(live.url + "/readyz", timeout=10)
+            error = response.json()["error"]
+            if "still loading" not in error["message"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert response.status_code == 503 and error["code"] == "not_ready"
+        assert "re-ingest" in error["message"] and str(other) in error["message"]
+
+
+def test_ask_human_readable_json_and_restricted_to_a_document(seed_settings: ServiceSettings) -> None:
     index = str(seed_settings.index_dir)
     human = qa("ask", "What is the maximum daily dose for adults?", "--index", index)
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith('1. "') and "Source: " in human.stdout
 
     raw = qa("ask", "What is the maximum daily dose for adults?", "--top-k", "2", "--json", "--index", index)
+    assert raw.returncode == 0, raw.stderr
     body = json.loads(raw.stdout)
     assert body["answered"] and 1 <= len(body["answers"]) <= 2
+
+    only = qa("ask", "What is the maximum daily dose for adults?", "--top-k", "5", "--json",
+              "--doc-id", "baclofen-how-long-in-system", "--index", index)
+    assert only.returncode == 0, only.stderr
+    answers = json.loads(only.stdout)["answers"]
+    assert answers and {a["citation"]["doc_id"] for a in answers} == {"baclofen-how-long-in-system"}
 
     declined = qa("ask", "What is the maximum dose of ibuprofen?", "--index", index)
     assert declined.returncode == 0
@@ -85,54 +130,122 @@ def test_ask_without_an_index_says_to_ingest(tmp_path: Path) -> None:
     assert "qa ingest" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_logs_where_to_go_first_and_answers_over_http(seed_settings: ServiceSettings) -> None:
-    port = free_port()
+def _serve(*args: str, **settings: str) -> tuple[subprocess.Popen, str]:
+    """``qa serve`` on a free port; returns the process and its base URL (from its first line)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa_service", "serve", "--index", str(seed_settings.index_dir), "--port", str(port)],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        [PYTHON, "-m", "qa_service", "serve", "--port", "0", *args],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=clean_env(**settings),
     )
     try:
-        first = proc.stderr.readline()
-        assert f"http://127.0.0.1:{port}/docs" in first
-        deadline = time.monotonic() + 120
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/ask",
-            json={"question": "How long does baclofen stay in the body?"}, timeout=30,
-        ).json()
-        assert answer["answered"]
+        first = read_line(proc.stderr, timeout=120)
+        found = re.search(r"API docs at (http://127\.0\.0\.1:\d+)/docs", first)
+        assert found, first
+    except BaseException:
+        proc.kill()
+        proc.wait(30)
+        raise
+    # keep reading the log so the pipe never fills up and blocks the server
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc, found.group(1)
+
+
+def test_serve_logs_where_to_go_first_and_answers_over_http(seed_settings: ServiceSettings) -> None:
+    proc, base = _serve("--index", str(seed_settings.index_dir))
+    try:
+        wait_ready(base + "/readyz", process=proc)
+        answer = httpx.post(base + "/v1/ask", json={"question": "How long does baclofen stay in the body?"}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["answered"]
     finally:
         proc.terminate()
-        proc.wait(20)
+        # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it ended
+        assert proc.wait(30) in (0, -signal.SIGTERM)
 
 
-def test_eval_prints_the_metrics_table(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+    feedback_db = tmp_path / "votes" / "feedback.sqlite3"
+    proc, base = _serve(
+        QA_INDEX_DIR=str(seed_settings.index_dir),
+        QA_CORS_ORIGINS='["https://portal.example"]',
+        QA_FEEDBACK_DB=str(feedback_db),
+        QA_MIN_CONFIDENCE="0.99",
+        QA_ADMIN_TOKEN="env-token",
+    )
+    try:
+        ready = wait_ready(base + "/readyz", process=proc)
+        assert ready.json()["documents"] == 2  # QA_INDEX_DIR: no --index was given
+        with httpx.Client(base_url=base, timeout=60) as http:
+            # QA_CORS_ORIGINS, and the default regex: localhost, 127.0.0.1 and [::1] on any port
+            for origin in ("https://portal.example", "http://localhost:5173", "http://127.0.0.1:3000", "http://[::1]:8080"):
+                assert http.get("/healthz", headers={"Origin": origin}).headers.get("access-control-allow-origin") == origin
+            for origin in ("https://elsewhere.example", "http://localhost.evil.example"):
+                assert "access-control-allow-origin" not in http.get("/healthz", headers={"Origin": origin}).headers
+            # QA_MIN_CONFIDENCE: a question answered at the default threshold is declined at 0.99
+            body = http.post("/v1/ask", json={"question": "What is the maximum daily dose for adults?"}).json()
+            assert body["answered"] is False and "needed 0.99" in body["reason"]
+            # QA_FEEDBACK_DB and QA_ADMIN_TOKEN
+            document = http.get("/v1/documents/baclosan-tablets-leaflet").json()
+            citation = {"doc_id": document["doc_id"], "title": document["title"], "source": document["source"],
+                        "section": None, "start": 0, "end": 10}
+            sent = http.post("/v1/feedback", json={"question": "q?", "citation": citation, "vote": "up"})
+            assert sent.status_code == 201
+            assert feedback_db.exists()
+            export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token"})
+            assert export.status_code == 200 and len(export.text.splitlines()) == 1
+    finally:
+        proc.terminate()
+        # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it ended
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+
+
+def _tiny_gold(tmp_path: Path) -> Path:
     gold = tmp_path / "gold.jsonl"
     gold.write_text(
         "\n".join(
             json.dumps(q)
             for q in [
                 {"id": "a", "question": "How long does baclofen stay in the body?", "answerable": True,
-                 "evidence": ["2.5-4 h", "roughly 2 hours", "decline by half every two Hours"], "docs": ["baclofen-how-long-in-system"], "split": "tune"},
+                 "evidence": ["2.5-4 h", "roughly 2 hours", "decline by half every two Hours"],
+                 "docs": ["baclofen-how-long-in-system"], "split": "heldout"},
                 {"id": "u", "question": "What is the maximum dose of ibuprofen?", "answerable": False, "split": "heldout"},
             ]
         ),
         encoding="utf-8",
     )
-    result = qa("eval", str(gold), "--index", str(seed_settings.index_dir), "--json")
-    assert result.returncode == 0, result.stderr
+    return gold
+
+
+def test_eval_prints_the_metrics_table_and_writes_details(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+    gold = _tiny_gold(tmp_path)
+    details = tmp_path / "details.jsonl"
+    result = qa("eval", str(gold), "--index", str(seed_settings.index_dir), "--json", "--details", str(details))
+    assert result.returncode == 0, result.stderr  # no floors.json beside this gold file: nothing to hold
     table = json.loads(result.stdout)
-    assert set(table) == {"tune", "heldout", "all"}
+    assert set(table) == {"heldout", "all"}
     assert table["heldout"]["unanswerable_declined"] == 1.0
-    human = qa("eval", str(gold), "--index", str(seed_settings.index_dir))
+    rows = [json.loads(line) for line in details.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "u"]
+    assert rows[1]["answered"] is False and rows[1]["answers"] == []
+
+
+def test_eval_exits_non_zero_below_its_floors_and_names_the_changed_questions(
+    seed_settings: ServiceSettings, tmp_path: Path
+) -> None:
+    gold = _tiny_gold(tmp_path)
+    # Floors no run can meet, and a baseline in which question "u" was answered.
+    impossible = Floors(
+        margin_questions=0,
+        floors={"heldout": {"unanswerable_declined": 1.0, "answer_mrr": 1.01}},
+        baseline=[Outcome(id="u", split="heldout", answered=True, answer_rank=None, passage_rank=None)],
+    )
+    (tmp_path / "floors.json").write_text(impossible.model_dump_json(), encoding="utf-8")
+    result = qa("eval", str(gold), "--index", str(seed_settings.index_dir))
+    assert result.returncode == 4, result.stderr
     for metric in ("answer_hit@1", "answer_hit@3", "passage_hit@3", "answer_mrr", "unanswerable_declined", "answerable_declined"):
-        assert metric in human.stdout
+        assert metric in result.stdout
+    assert "heldout answer_mrr fell to" in result.stderr and "floor 1.010" in result.stderr
+    assert "unanswerable_declined" not in result.stderr  # that one held
+    assert "u [heldout]" in result.stderr and "-> declined" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    skipped = qa("eval", str(gold), "--index", str(seed_settings.index_dir), "--no-floors", "--json")
+    assert skipped.returncode == 0, skipped.stderr

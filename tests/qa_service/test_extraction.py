@@ -93,3 +93,26 @@ def test_a_lead_in_at_the_passage_end_takes_the_list_beyond_it(embedder) -> None
     [span] = extractor.extract(question, embedder.embed([question])[0], [(doc, 0, end)])
     assert span.start < end < span.end
     assert "Drowsiness" in text[span.start:span.end]
+
+
+def test_the_neighbour_rule_through_the_public_path(embedder) -> None:
+    # The same rule as above with real embeddings: a lone sentence that merely repeats
+    # the question's words loses to the answer whose neighbour is on the subject too.
+    sentences = [
+        "The half-life of baclofen is something many callers ask about.",
+        "The tablets are white and round.",
+        "They come in a plastic bottle of 50.",
+        "Baclofen leaves the blood with a half-life of 3 to 4 hours.",
+        "Most of a dose is excreted in the urine within 72 hours.",
+    ]
+    text = " ".join(sentences) + "\n"
+    doc = _doc(text)
+    question = "What is the half-life of baclofen?"
+    vector = embedder.embed([question])[0]
+
+    def best(neighbour_weight: float) -> str:
+        [span] = SpanExtractor(embedder, neighbour_weight=neighbour_weight).extract(question, vector, [(doc, 0, len(text))])
+        return text[span.start:span.end]
+
+    assert best(0.0).startswith(sentences[0])
+    assert best(0.2).startswith(sentences[3])

@@ -42,7 +42,8 @@ def test_a_vote_is_stored_and_exported_as_json_lines(client: httpx.Client, seed_
 
 
 def test_export_needs_the_admin_token(client: httpx.Client) -> None:
-    assert client.get("/v1/feedback").status_code == 401
+    missing = client.get("/v1/feedback")
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
     wrong = client.get("/v1/feedback", headers={"Authorization": "Bearer guess"})
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
     assert wrong.headers["www-authenticate"] == "Bearer"
@@ -74,3 +75,17 @@ def test_bad_feedback_is_a_clear_4xx_and_stores_nothing(client: httpx.Client, se
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json"
     after = client.get("/v1/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text.count("\n")
     assert after == before
+
+
+def test_export_is_oldest_first(client: httpx.Client) -> None:
+    question, answer = _an_answer(client)
+    ids = []
+    for vote, comment in (("up", "first"), ("down", "second"), ("up", "third")):
+        sent = {"question": question, "citation": answer["citation"], "vote": vote, "comment": comment}
+        ids.append(client.post("/v1/feedback", json=sent).json()["id"])
+    export = client.get("/v1/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    records = [json.loads(line) for line in export.text.splitlines()]
+    assert [r["id"] for r in records] == sorted(r["id"] for r in records)
+    assert [r["created_at"] for r in records] == sorted(r["created_at"] for r in records)
+    mine = [r["comment"] for r in records if r["id"] in ids]
+    assert mine == ["first", "second", "third"]

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,12 @@ from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer, free_port
+from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer
+
+# A real model answers on a shared 2-core machine: one generous wait for every
+# Playwright action and assertion, which always wait on state, never on sleeps.
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 XSS_TEXT = (
     "Zebrafen test leaflet\n\n"
@@ -75,16 +81,37 @@ def api(widget_settings: ServiceSettings) -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def new_page(browser: Browser, **options) -> tuple[Page, list[str]]:
+    """A page in a fresh context with the generous default wait, and the errors it logs:
+    script errors, alerts, and anything the Content-Security-Policy blocked."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}") or dialog.dismiss())
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    return page, errors
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    page, errors = new_page(browser, viewport={"width": 1280, "height": 900})
     yield page
-    context.close()
-    assert not errors, errors  # no script error and no alert, ever
+    page.context.close()
+    assert not errors, errors  # no script error, no alert and nothing the page's policy blocked, ever
+
+
+def wait_until(page: Page, condition, what: str) -> None:  # noqa: ANN001
+    """Let the browser run until ``condition()`` holds (route handlers run while it waits)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(20)
 
 
 class HostSite:
@@ -93,7 +120,7 @@ class HostSite:
     def __init__(self, root: Path) -> None:
         self.root = root
         handler = partial(_QuietHandler, directory=str(root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # any free port
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -160,6 +187,7 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     ask(page, QUESTION)
     expect(page.locator("#drugqa-widget .working")).to_be_visible()
     expect(page.locator("#drugqa-widget .send")).to_be_disabled()
+    wait_until(page, lambda: held, "the held request")
     assert len(held) == 1
     held[0].continue_()
     page.unroute("**/v1/ask")
@@ -173,8 +201,8 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     expect(first.locator(".answer-text")).to_have_text(expected["text"])
     citation = expected["citation"]
     expect(first.locator(".citation")).to_contain_text(citation["title"])
-    if citation["section"]:
-        expect(first.locator(".citation")).to_contain_text(citation["section"])
+    assert citation["section"]  # the passage lies under a heading of the document
+    expect(first.locator(".citation")).to_contain_text(citation["section"])
     expect(first.locator(".confidence")).to_have_text(expected["confidence"])
     marks = [m.lower() for m in first.locator(".answer-text mark").all_inner_texts()]
     words = set(re.findall(r"\w+", expected["text"].lower()))
@@ -182,9 +210,9 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     assert set(marks) & {"baclofen", "system", "stay", "long"}  # ... and they are the question's
     # answers of different documents sit in separate groups
     docs = {a["citation"]["doc_id"] for a in body["answers"]}
-    expect(answers.locator(".source-group")).to_have_count(len(docs))
-    if len(docs) > 1:
-        expect(answers.locator(".sources-note")).to_contain_text(f"{len(docs)} documents")
+    assert len(docs) == 2  # both seed documents say how long baclofen stays
+    expect(answers.locator(".source-group")).to_have_count(2)
+    expect(answers.locator(".sources-note")).to_contain_text("2 documents")
     expect(page.locator("#drugqa-widget .disclaimer")).to_contain_text("not medical advice")
     expect(page.locator("#drugqa-widget input.question")).to_have_value("")
 
@@ -236,8 +264,8 @@ def test_a_declined_question_says_so_and_shows_no_passage(page: Page, api: LiveS
 
 
 def test_server_stopped_mid_conversation_then_retry(page: Page, widget_settings: ServiceSettings) -> None:
-    port = free_port()
-    first = LiveServer(create_app(widget_settings), port=port).__enter__()
+    first = LiveServer(create_app(widget_settings)).__enter__()
+    port = first.port
     try:
         page.goto(first.url + "/")
         ask(page, QUESTION)
@@ -310,8 +338,8 @@ def test_keyboard_only(page: Page, api: LiveServer, host: HostSite) -> None:
 
 
 def test_copy_puts_the_quote_and_its_source_on_the_clipboard(browser: Browser, api: LiveServer) -> None:
-    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
-    page = context.new_page()
+    page, errors = new_page(browser, permissions=["clipboard-read", "clipboard-write"])
+    context = page.context
     try:
         page.goto(api.url + "/")
         ask(page, QUESTION)
@@ -325,6 +353,7 @@ def test_copy_puts_the_quote_and_its_source_on_the_clipboard(browser: Browser, a
         assert page.evaluate("navigator.clipboard.readText()") == f"\"{body['text']}\"\nSource: {source}"
     finally:
         context.close()
+    assert not errors, errors
 
 
 def test_feedback_is_stored_and_exported(page: Page, api: LiveServer) -> None:
@@ -387,8 +416,8 @@ def test_styles_are_scoped_themable_and_fit_a_narrow_screen(browser: Browser, ap
         "<style>button { background: rgb(0, 255, 0) !important; font-size: 40px; }"
         " #drugqa-widget { --drugqa-accent: rgb(200, 0, 0); }</style>"
     )
-    context = browser.new_context(viewport={"width": 360, "height": 740})
-    page = context.new_page()
+    page, errors = new_page(browser, viewport={"width": 360, "height": 740})
+    context = page.context
     try:
         page.goto(host.page("themed.html", api.url, extra=extra))
         send = page.locator("#drugqa-widget .send")
@@ -405,10 +434,4 @@ def test_styles_are_scoped_themable_and_fit_a_narrow_screen(browser: Browser, ap
         assert overflow <= 1
     finally:
         context.close()
-
-
-def test_the_widget_script_uses_no_html_injection_sinks() -> None:
-    source = (Path(__file__).resolve().parents[2] / "qa_service" / "static" / "widget.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in source, sink
-    assert not re.search(r"\.style\.", source)  # the page policy allows no inline style
+    assert not errors, errors
