@@ -1,27 +1,41 @@
-"""Retrieval and answer quality on COVID-QA, side by side with a plain dense baseline.
+"""Retrieval and answer quality on the external benchmarks, beside plain baselines built in the same run.
 
-    python eval/bench_quality.py [--bench ../shared/bench/covidqa] [--ask-sample N]
+    python eval/bench_quality.py [--bench covidqa|medquad|all] [--shared ../shared/bench] [--out-dir docs/bench]
 
-The articles are indexed with the project's own ingest (cached under
-.bench/, rebuilt when the settings or files change). Every question goes
-through the service's search (recall@1/3/5/10, MRR@10) and its ask (answer-span
-hit@1). In the same run, the baseline is built and scored the same way:
-RecursiveCharacterTextSplitter 600/100, the same embedding model, FAISS flat
-inner product, dense only. A passage or answer is a hit when it comes from the
-gold document and its character range overlaps the gold answer span.
+Each benchmark's documents are indexed with the project's own ingest (cached
+under .bench/, rebuilt when the settings or files change) and every question
+goes through the service's search (and, for span benchmarks, its ask). In the
+same run two plain baselines are built over the same documents and scored the
+same way: RecursiveCharacterTextSplitter 600/100 chunks searched by the same
+embedding model (FAISS flat inner product, dense only), and by BM25 (bm25s,
+the project's analyser).
+
+- COVID-QA (span level): a passage or answer is a hit when it comes from the
+  gold article and its character range overlaps the gold answer span. The set
+  has no split of its own: articles are split dev/test by a hash of their
+  name, so that no article is in both.
+- MedQuAD (passage level): a result is a hit when it comes from one of the
+  question's relevant passages (files); ranked results are collapsed to
+  distinct files (from the top 50 chunks), as the benchmark's README does.
+
+Tune on dev; the test split is what is reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -31,131 +45,230 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter  # noqa: E40
 from ranx import Qrels, Run, evaluate  # noqa: E402
 
 from ingest.build import IndexBuilder  # noqa: E402
-from ingest.bundle import load_bundle  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
-from qa_service.answering import Answerer  # noqa: E402
+from ingest.lexical import LexicalIndex, tokenize  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
 
 RETRIEVAL_METRICS = ["hit_rate@1", "hit_rate@3", "hit_rate@5", "hit_rate@10", "mrr@10"]
+LABELS = {"hit_rate@1": "R@1", "hit_rate@3": "R@3", "hit_rate@5": "R@5", "hit_rate@10": "R@10", "mrr@10": "MRR@10",
+          "answer_hit@1": "answer hit@1", "declined": "declined"}
+COLLAPSE_FROM = 50
+"""Passage-level benchmarks: distinct documents are taken from this many top chunks."""
+
+Result = tuple[str, int, int]
+"""(doc_id, start, end) of a retrieved passage or answer."""
 
 
-def load_questions(bench: Path) -> list[dict]:
-    with open(bench / "qrels.jsonl", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    split: str
+    docs: frozenset[str]
+    """Relevant document ids (file stems)."""
+    span: tuple[int, int] | None = None
+    """Gold answer span in the one relevant document (span-level benchmarks)."""
+
+    def hit(self, doc_id: str, start: int, end: int) -> bool:
+        if doc_id not in self.docs:
+            return False
+        return self.span is None or (start < self.span[1] and self.span[0] < end)
 
 
-def overlaps(q: dict, doc_id: str, start: int, end: int) -> bool:
-    gold_start = q["answer_start"]
-    gold_end = gold_start + len(q["answer_text"])
-    return doc_id == Path(q["doc"]).stem and start < gold_end and gold_start < end
+@dataclass
+class Benchmark:
+    name: str
+    corpus: Path
+    questions: list[Question]
+    span_level: bool
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({q.split for q in self.questions})
 
 
-def score(questions: list[dict], ranked: list[list[tuple[str, int, int]]], metrics: list[str]) -> dict[str, float]:
-    """ranx metrics where a hit is a result overlapping the gold span."""
+def _stem(doc: str) -> str:
+    return Path(doc).stem
+
+
+def load_covidqa(folder: Path) -> Benchmark:
+    questions = []
+    with open(folder / "qrels.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            digest = hashlib.sha256(row["doc"].encode()).digest()
+            split = "dev" if digest[0] % 2 == 0 else "test"
+            start = row["answer_start"]
+            questions.append(
+                Question(row["id"], row["question"], split, frozenset({_stem(row["doc"])}), (start, start + len(row["answer_text"])))
+            )
+    return Benchmark("covidqa", folder / "corpus", questions, span_level=True,
+                     notes={"split": "articles split dev/test by sha256(article file name)[0] % 2"})
+
+
+def load_medquad(folder: Path) -> Benchmark:
+    grouped: dict[str, dict] = {}
+    with open(folder / "qrels.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            entry = grouped.setdefault(row["id"], {"question": row["question"], "split": row["split"], "docs": set()})
+            entry["docs"].add(_stem(row["doc"]))
+    questions = [Question(qid, e["question"], e["split"], frozenset(e["docs"])) for qid, e in grouped.items()]
+    return Benchmark("medquad", folder / "corpus", questions, span_level=False)
+
+
+LOADERS = {"covidqa": load_covidqa, "medquad": load_medquad}
+
+
+def collapse(results: Sequence[Result], k: int = 10) -> list[Result]:
+    """The first result of each distinct document, top ``k``."""
+    seen: set[str] = set()
+    out = []
+    for result in results:
+        if result[0] not in seen:
+            seen.add(result[0])
+            out.append(result)
+    return out[:k]
+
+
+def score(questions: list[Question], ranked: list[list[Result]], metrics: list[str]) -> dict[str, float]:
+    """ranx metrics where a hit is a result the question's judge accepts."""
     qrels, run = {}, {}
     for q, results in zip(questions, ranked):
-        hits = [overlaps(q, *r) for r in results]
-        qrels[q["id"]] = {"__gold__": 1, **{f"r{i}": 1 for i, h in enumerate(hits) if h}}
-        run[q["id"]] = {f"r{i}": float(len(results) - i) for i in range(len(results))} or {"__none__": 0.0}
+        hits = [q.hit(*r) for r in results]
+        qrels[q.id] = {"__gold__": 1, **{f"r{i}": 1 for i, h in enumerate(hits) if h}}
+        run[q.id] = {f"r{i}": float(len(results) - i) for i in range(len(results))} or {"__none__": 0.0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = evaluate(Qrels(qrels), Run(run), metrics)
     return {m: float(v) for m, v in values.items()} if len(metrics) > 1 else {metrics[0]: float(values)}
 
 
-def baseline(bench: Path, questions: list[dict], embedder: Embedder) -> tuple[dict[str, float], dict]:
-    splitter = RecursiveCharacterTextSplitter(chunk_size=600, chunk_overlap=100, add_start_index=True)
-    chunks: list[tuple[str, int, int]] = []
-    texts: list[str] = []
-    for path in sorted((bench / "corpus").glob("*.txt")):
-        text = path.read_text(encoding="utf-8")
-        for doc in splitter.create_documents([text]):
-            start = doc.metadata["start_index"]
-            chunks.append((path.stem, start, start + len(doc.page_content)))
-            texts.append(doc.page_content)
-    began = time.perf_counter()
-    vectors = embedder.embed(texts)
-    embed_seconds = time.perf_counter() - began
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    began = time.perf_counter()
-    _, ids = index.search(embedder.embed([q["question"] for q in questions]), 10)
-    query_ms = (time.perf_counter() - began) * 1000 / len(questions)
-    ranked = [[chunks[i] for i in row if i >= 0] for row in ids]
-    info = {"chunks": len(chunks), "embed_chunks_per_s": len(chunks) / embed_seconds, "search_ms": query_ms}
-    return score(questions, ranked, RETRIEVAL_METRICS), info
+class PlainBaselines:
+    """The plain pipeline: 600/100 recursive chunks, one embedding each (dense) or BM25."""
+
+    def __init__(self, corpus: Path, embedder: Embedder) -> None:
+        splitter = RecursiveCharacterTextSplitter(chunk_size=600, chunk_overlap=100, add_start_index=True)
+        self.chunks: list[Result] = []
+        texts: list[str] = []
+        for path in sorted(corpus.glob("*.txt")):
+            text = path.read_text(encoding="utf-8")
+            for doc in splitter.create_documents([text]):
+                start = doc.metadata["start_index"]
+                self.chunks.append((path.stem, start, start + len(doc.page_content)))
+                texts.append(doc.page_content)
+        self.embedder = embedder
+        began = time.perf_counter()
+        vectors = embedder.embed(texts)
+        self.embed_seconds = time.perf_counter() - began
+        self.dense = faiss.IndexFlatIP(vectors.shape[1])
+        self.dense.add(vectors)
+        self.lexical = LexicalIndex.build(texts)
+
+    def dense_search(self, questions: list[str], k: int) -> list[list[Result]]:
+        _, ids = self.dense.search(self.embedder.embed(questions), k)
+        return [[self.chunks[i] for i in row if i >= 0] for row in ids]
+
+    def bm25_search(self, questions: list[str], k: int) -> list[list[Result]]:
+        ranked = []
+        for tokens in tokenize(questions):
+            scores = self.lexical.scores(tokens)
+            top = np.argsort(-scores, kind="stable")[:k]
+            ranked.append([self.chunks[i] for i in top if scores[i] > 0])
+        return ranked
 
 
-def service(bench: Path, questions: list[dict], embedder: Embedder, ask_sample: int) -> tuple[dict[str, float], dict]:
-    settings = ServiceSettings(corpus_dir=bench / "corpus", index_dir=REPO / ".bench" / "covidqa-index")
+def build_service(bench: Benchmark, embedder: Embedder):  # noqa: ANN201 - qa_service.answering.Answerer
+    from ingest.bundle import load_bundle
+    from qa_service.answering import Answerer
+
+    settings = ServiceSettings(corpus_dir=bench.corpus, index_dir=REPO / ".bench" / f"{bench.name}-index")
     report = IndexBuilder(settings, embedder).build()
-    answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    return Answerer(load_bundle(settings.index_dir), embedder, settings), report
+
+
+def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baselines: bool = True) -> dict:
+    answerer, report = build_service(bench, embedder)
+    depth = 10 if bench.span_level else COLLAPSE_FROM
+    finish: Callable[[list[Result]], list[Result]] = (lambda r: r[:10]) if bench.span_level else collapse
+    questions = bench.questions
     began = time.perf_counter()
-    ranked = []
+    service_runs = []
     for q in questions:
-        results = answerer.search(q["question"], k=10).results
-        ranked.append([(r.citation.doc_id, r.citation.start, r.citation.end) for r in results])
+        results = answerer.search(q.text, k=depth).results
+        service_runs.append(finish([(r.citation.doc_id, r.citation.start, r.citation.end) for r in results]))
     search_ms = (time.perf_counter() - began) * 1000 / len(questions)
-    metrics = score(questions, ranked, RETRIEVAL_METRICS)
-    if ask_sample < 0:
-        return metrics, {"chunks": report.chunks, "search_ms": search_ms}
-    sample = questions if ask_sample == 0 else questions[:: max(1, len(questions) // ask_sample)][:ask_sample]
-    began = time.perf_counter()
-    hits = declined = 0
-    for q in sample:
-        response = answerer.ask(q["question"], top_k=1)
-        if not response.answered:
-            declined += 1
-            continue
-        c = response.answers[0].citation
-        hits += overlaps(q, c.doc_id, c.start, c.end)
-    ask_ms = (time.perf_counter() - began) * 1000 / len(sample)
-    metrics["answer_hit@1"] = hits / len(sample)
-    metrics["declined"] = declined / len(sample)
-    info = {
-        "chunks": report.chunks,
-        "ingest_seconds": report.seconds,
-        "search_ms": search_ms,
-        "ask_ms": ask_ms,
-        "ask_questions": len(sample),
-    }
-    return metrics, info
+    runs = {"service": service_runs}
+    info: dict = {"service": {"chunks": report.chunks, "ingest_seconds": round(report.seconds, 1), "search_ms": round(search_ms, 1)}}
+    if baselines:
+        plain = PlainBaselines(bench.corpus, embedder)
+        texts = [q.text for q in questions]
+        began = time.perf_counter()
+        runs["dense"] = [finish(r) for r in plain.dense_search(texts, depth)]
+        dense_ms = (time.perf_counter() - began) * 1000 / len(questions)
+        runs["bm25"] = [finish(r) for r in plain.bm25_search(texts, depth)]
+        info["dense"] = {"chunks": len(plain.chunks), "embed_chunks_per_s": round(len(plain.chunks) / plain.embed_seconds, 1),
+                         "search_ms": round(dense_ms, 1)}
+    answers: dict[str, tuple[bool, bool]] = {}
+    if ask and bench.span_level:
+        began = time.perf_counter()
+        for q in questions:
+            response = answerer.ask(q.text, top_k=1)
+            if not response.answered:
+                answers[q.id] = (False, True)
+                continue
+            c = response.answers[0].citation
+            answers[q.id] = (q.hit(c.doc_id, c.start, c.end), False)
+        info["service"]["ask_ms"] = round((time.perf_counter() - began) * 1000 / len(questions), 1)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for split in bench.splits + ["all"]:
+        chosen = [i for i, q in enumerate(questions) if split == "all" or q.split == split]
+        qs = [questions[i] for i in chosen]
+        table[split] = {}
+        for system, ranked in runs.items():
+            table[split][system] = score(qs, [ranked[i] for i in chosen], RETRIEVAL_METRICS)
+        if answers:
+            table[split]["service"]["answer_hit@1"] = sum(answers[q.id][0] for q in qs) / len(qs)
+            table[split]["service"]["declined"] = sum(answers[q.id][1] for q in qs) / len(qs)
+        table[split]["questions"] = {"n": len(qs)}
+    return {"benchmark": bench.name, "notes": bench.notes, "metrics": table, "info": info}
+
+
+def print_table(result: dict) -> None:
+    print(f"\n## {result['benchmark']}")
+    for split, rows in result["metrics"].items():
+        systems = [s for s in rows if s != "questions"]
+        print(f"\n{split} ({rows['questions']['n']} questions)\n")
+        print("| metric | " + " | ".join(systems) + " |")
+        print("|---" * (len(systems) + 1) + "|")
+        for key, label in LABELS.items():
+            if any(key in rows[s] for s in systems):
+                print(f"| {label} | " + " | ".join(f"{rows[s][key]:.3f}" if key in rows[s] else "" for s in systems) + " |")
+    print(json.dumps(result["info"], indent=1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", type=Path, default=REPO.parent / "shared" / "bench" / "covidqa")
-    parser.add_argument("--ask-sample", type=int, default=0, help="Ask only N questions (0: all, -1: none)")
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--out", type=Path, default=None, help="Write the figures as JSON here")
+    parser.add_argument("--bench", choices=[*LOADERS, "all"], default="all")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench", help="Folder holding the benchmarks")
+    parser.add_argument("--no-ask", action="store_true", help="Skip the answer-span run (retrieval only)")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--out-dir", type=Path, default=None, help="Write each benchmark's figures as JSON here")
     args = parser.parse_args()
-    if not (args.bench / "qrels.jsonl").exists():
-        sys.exit(f"error: no COVID-QA benchmark at {args.bench} (pass --bench)")
-    questions = load_questions(args.bench)
+    names = list(LOADERS) if args.bench == "all" else [args.bench]
     embedder = Embedder(ServiceSettings().embed_model)
-    began = time.perf_counter()
-    ours, our_info = service(args.bench, questions, embedder, args.ask_sample)
-    rows = {"service": ours}
-    info = {"service": our_info}
-    if not args.no_baseline:
-        rows["baseline"], info["baseline"] = baseline(args.bench, questions, embedder)
-    names = {"hit_rate@1": "R@1", "hit_rate@3": "R@3", "hit_rate@5": "R@5", "hit_rate@10": "R@10", "mrr@10": "MRR@10",
-             "answer_hit@1": "answer hit@1", "declined": "declined"}
-    print(f"COVID-QA: {len(questions)} questions, {len(list((args.bench / 'corpus').glob('*.txt')))} articles")
-    header = "| metric | " + " | ".join(rows) + (" | ratio |" if "baseline" in rows else " |")
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for key, label in names.items():
-        cells = [f"{rows[r][key]:.3f}" if key in rows[r] else "" for r in rows]
-        ratio = ""
-        if "baseline" in rows and key in rows["baseline"] and rows["baseline"][key]:
-            ratio = f" {rows['service'][key] / rows['baseline'][key]:.2f} |"
-        print(f"| {label} | " + " | ".join(cells) + (" |" + ratio if "baseline" in rows else " |"))
-    print(json.dumps(info, indent=1))
-    print(f"total {time.perf_counter() - began:.0f} s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"metrics": rows, "info": info}, indent=2) + "\n")
+    for name in names:
+        folder = args.shared / name
+        if not (folder / "qrels.jsonl").exists():
+            sys.exit(f"error: no {name} benchmark at {folder} (pass --shared)")
+        began = time.perf_counter()
+        result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines)
+        result["info"]["total_seconds"] = round(time.perf_counter() - began)
+        print_table(result)
+        if args.out_dir:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            (args.out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

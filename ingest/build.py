@@ -26,6 +26,7 @@ from .documents import Chunk, Document
 from .embedding import Embedder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
+from .units import UNIT_DTYPE, UNITS_VERSION, Unit, split_units, unit_rows
 
 EMBED_TEXT_VERSION = "title-section-chunk-v2"
 
@@ -55,6 +56,7 @@ class Progress(Protocol):
 class IngestReport:
     documents: int = 0
     chunks: int = 0
+    units: int = 0
     embedded_documents: int = 0
     reused_documents: int = 0
     removed_documents: int = 0
@@ -65,7 +67,7 @@ class IngestReport:
     def summary(self) -> str:
         state = "index up to date" if self.up_to_date else "index built"
         return (
-            f"{state}: {self.documents} documents, {self.chunks} chunks, "
+            f"{state}: {self.documents} documents, {self.chunks} chunks, {self.units} answer units, "
             f"{len(self.skipped)} skipped ({self.embedded_documents} embedded, "
             f"{self.reused_documents} reused, {self.removed_documents} removed) "
             f"in {self.seconds:.1f} s"
@@ -86,6 +88,7 @@ class IndexBuilder:
             "chunker": CHUNKER_VERSION,
             "lexical": LEXICAL_VERSION,
             "embed_text": EMBED_TEXT_VERSION,
+            "units": UNITS_VERSION,
         }
 
     def _previous(self, index_dir: Path) -> Bundle | None:
@@ -122,26 +125,26 @@ class IndexBuilder:
                 documents.append(item)
 
         previous = None if force else self._previous(index_dir)
-        # Each new or changed document is split now, so that one the splitter can't
-        # handle is skipped with its reason instead of failing the whole build.
-        reusable = previous.manifest.documents if previous else {}
+        # Each new or changed document is split now (chunks and answer units), so
+        # that one the splitters can't handle is skipped with its reason instead
+        # of failing the whole build.
+        old = previous.manifest.documents if previous else {}
         fresh_spans: dict[str, list] = {}
+        fresh_units: dict[str, list[Unit]] = {}
         kept: list[Document] = []
         for document in documents:
-            entry = reusable.get(document.doc_id)
-            if entry is not None and entry.content_hash == document.content_hash:
-                kept.append(document)
-                continue
-            try:
-                fresh_spans[document.doc_id] = self.chunker.split(document.text, document.sections)
-            except Exception as exc:  # noqa: BLE001
-                report.skipped.append(
-                    Skipped(document.path, f"it could not be split into chunks ({type(exc).__name__}: {exc})")
-                )
-                continue
+            entry = old.get(document.doc_id)
+            if entry is None or entry.content_hash != document.content_hash:
+                try:
+                    fresh_spans[document.doc_id] = self.chunker.split(document.text, document.sections)
+                    fresh_units[document.doc_id] = split_units(document)
+                except Exception as exc:  # noqa: BLE001
+                    report.skipped.append(
+                        Skipped(document.path, f"it could not be split into passages ({type(exc).__name__}: {exc})")
+                    )
+                    continue
             kept.append(document)
         documents = kept
-        old = previous.manifest.documents if previous else {}
         current = {d.doc_id: d.content_hash for d in documents}
         report.documents = len(documents)
         report.removed_documents = len(set(old) - set(current))
@@ -152,6 +155,7 @@ class IndexBuilder:
         ):
             report.up_to_date = True
             report.chunks = previous.manifest.chunk_count
+            report.units = previous.manifest.unit_count
             report.reused_documents = len(documents)
             report.seconds = time.perf_counter() - began
             return report
@@ -161,24 +165,35 @@ class IndexBuilder:
             chunk_rows: list[tuple[Document, int, int, str | None]] = []
             reused: dict[int, np.ndarray] = {}
             to_embed: list[int] = []
+            unit_tables: list[np.ndarray] = []
+            unit_vectors: list[np.ndarray | None] = []
+            unit_texts: list[str] = []
             old_chunks: dict[str, list[Chunk]] = {}
             if previous is not None:
                 for chunk in previous.chunks:
                     old_chunks.setdefault(chunk.doc_id, []).append(chunk)
-            for document in documents:
-                entry = old.get(document.doc_id)
-                if entry is not None and entry.content_hash == document.content_hash:
+            for row, document in enumerate(documents):
+                if document.doc_id not in fresh_spans:
                     report.reused_documents += 1
                     prior = old_chunks.get(document.doc_id, [])
                     vectors = previous.vectors([c.chunk_id for c in prior])
                     for chunk, vector in zip(prior, vectors):
                         reused[len(chunk_rows)] = vector
                         chunk_rows.append((document, chunk.start, chunk.end, chunk.section))
+                    lo, hi = previous.unit_range(document.doc_id)
+                    table = np.array(previous.units[lo:hi])
+                    table["doc"] = row
+                    unit_tables.append(table)
+                    unit_vectors.append(np.asarray(previous.unit_vectors[lo:hi], dtype=np.float32))
                 else:
                     report.embedded_documents += 1
                     for span in fresh_spans[document.doc_id]:
                         to_embed.append(len(chunk_rows))
                         chunk_rows.append((document, span.start, span.end, span.section))
+                    units = fresh_units[document.doc_id]
+                    unit_tables.append(unit_rows(row, units))
+                    unit_vectors.append(None)
+                    unit_texts.extend(document.text[u.start:u.end] for u in units)
 
             chunks = [
                 Chunk(chunk_id=i, doc_id=doc.doc_id, start=start, end=end, section=section)
@@ -186,11 +201,10 @@ class IndexBuilder:
             ]
             by_id = {d.doc_id: d for d in documents}
             if progress is not None:
-                progress.start(len(to_embed))
-            fresh = self.embedder.embed(
-                [embed_text(by_id[chunks[i].doc_id], chunks[i]) for i in to_embed],
-                progress=progress.advance if progress is not None else None,
-            )
+                progress.start(len(to_embed) + len(unit_texts))
+            advance = progress.advance if progress is not None else None
+            fresh = self.embedder.embed([embed_text(by_id[chunks[i].doc_id], chunks[i]) for i in to_embed], progress=advance)
+            fresh_unit_vectors = self.embedder.embed(unit_texts, progress=advance)
             dimension = fresh.shape[1] if len(to_embed) else (
                 previous.manifest.dimension if previous is not None else self.embedder.dimension
             )
@@ -199,9 +213,21 @@ class IndexBuilder:
                 vectors[row] = vector
             for row, vector in zip(to_embed, fresh):
                 vectors[row] = vector
+            # Units: reused vectors where the document is unchanged, fresh ones in order otherwise.
+            taken = 0
+            for i, table in enumerate(unit_tables):
+                if unit_vectors[i] is None:
+                    unit_vectors[i] = fresh_unit_vectors[taken:taken + len(table)]
+                    taken += len(table)
+            all_units = np.concatenate(unit_tables) if unit_tables else np.zeros(0, dtype=UNIT_DTYPE)
+            all_unit_vectors = (
+                np.concatenate([v.reshape(-1, dimension) for v in unit_vectors])
+                if unit_vectors else np.zeros((0, dimension), dtype=np.float32)
+            )
             per_document = Counter(c.doc_id for c in chunks)
             writer.write_chunks(chunks)
             writer.write_dense(vectors)
+            writer.write_units(all_units, all_unit_vectors)
             writer.write_lexical(LexicalIndex.build([by_id[c.doc_id].text[c.start:c.end] for c in chunks]))
             writer.commit(
                 new_manifest(
@@ -216,8 +242,10 @@ class IndexBuilder:
                     },
                     skipped=[SkippedEntry(path=s.path, reason=s.reason) for s in report.skipped],
                     chunk_count=len(chunks),
+                    unit_count=len(all_units),
                 )
             )
+        report.units = len(all_units)
         report.chunks = len(chunks)
         report.seconds = time.perf_counter() - began
         return report

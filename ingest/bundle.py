@@ -7,6 +7,8 @@ A bundle is a folder::
     chunks.jsonl       one chunk a line: document, section, start, end
     dense.faiss        inner-product FAISS index of unit vectors, row i = chunk i
     lexical/           BM25 index (bm25s), row i = chunk i
+    units.npy          answer units (sentences, list items, headings): document row, offsets, flags
+    unit_vectors.npy   one unit-length embedding per answer unit (memory-mapped when read)
 
 Writes go to a staging folder beside the target, which is renamed into place
 only when every file is complete; a crash leaves the previous bundle as it was.
@@ -28,13 +30,16 @@ from pydantic import BaseModel
 
 from .documents import Chunk, Document, Section, Span
 from .lexical import LexicalIndex
+from .units import UNIT_DTYPE
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
 LEXICAL = "lexical"
+UNITS = "units.npy"
+UNIT_VECTORS = "unit_vectors.npy"
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
 
@@ -63,6 +68,7 @@ class Manifest(BaseModel):
     documents: dict[str, DocumentEntry]
     skipped: list[SkippedEntry] = []
     chunk_count: int
+    unit_count: int
 
 
 @dataclass
@@ -74,6 +80,24 @@ class Bundle:
     chunks: list[Chunk]
     dense: faiss.Index
     lexical: LexicalIndex
+    units: np.ndarray
+    """Answer units (``ingest.units.UNIT_DTYPE``), sorted by document row then start."""
+    unit_vectors: np.ndarray
+    """Row i embeds unit i (memory-mapped)."""
+
+    def __post_init__(self) -> None:
+        self.doc_ids = list(self.documents)
+        rows = self.units["doc"]
+        bounds = np.searchsorted(rows, np.arange(len(self.doc_ids) + 1))
+        self._unit_bounds = {doc: (int(bounds[i]), int(bounds[i + 1])) for i, doc in enumerate(self.doc_ids)}
+
+    def unit_range(self, doc_id: str, start: int = 0, end: int | None = None) -> tuple[int, int]:
+        """Rows ``[lo, hi)`` of the units of ``doc_id`` that begin in ``[start, end)``."""
+        lo, hi = self._unit_bounds.get(doc_id, (0, 0))
+        starts = self.units["start"][lo:hi]
+        a = lo + int(np.searchsorted(starts, start, side="left"))
+        b = hi if end is None else lo + int(np.searchsorted(starts, end, side="left"))
+        return a, b
 
     def chunk_text(self, chunk: Chunk) -> str:
         return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
@@ -145,11 +169,19 @@ def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
             chunks = [Chunk(**json.loads(line)) for line in handle]
         dense = faiss.read_index(str(index_dir / DENSE))
         lexical = LexicalIndex.load(index_dir / LEXICAL)
+        units = np.load(index_dir / UNITS, allow_pickle=False)
+        unit_vectors = np.load(index_dir / UNIT_VECTORS, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise BundleError(f"the index at {index_dir} is damaged ({exc}); re-ingest with 'qa ingest'") from None
-    if dense.ntotal != len(chunks) or dense.d != manifest.dimension:
+    if (
+        dense.ntotal != len(chunks)
+        or dense.d != manifest.dimension
+        or units.dtype != UNIT_DTYPE
+        or len(units) != manifest.unit_count
+        or unit_vectors.shape != (len(units), manifest.dimension)
+    ):
         raise BundleError(f"the index at {index_dir} is inconsistent; re-ingest with 'qa ingest'")
-    return Bundle(manifest, documents, chunks, dense, lexical)
+    return Bundle(manifest, documents, chunks, dense, lexical, units, unit_vectors)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -210,6 +242,10 @@ class BundleWriter:
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         faiss.write_index(index, str(self.staging / DENSE))
+
+    def write_units(self, units: np.ndarray, vectors: np.ndarray) -> None:
+        np.save(self.staging / UNITS, np.ascontiguousarray(units, dtype=UNIT_DTYPE), allow_pickle=False)
+        np.save(self.staging / UNIT_VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
 
     def write_lexical(self, lexical: LexicalIndex) -> None:
         lexical.save(self.staging / LEXICAL)

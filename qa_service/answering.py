@@ -14,7 +14,7 @@ from .aliases import find_aliases
 from .abstention import UnknownSubjectDetector, confidence_label
 from .confidence import ConfidenceModel
 from .expansion import QueryExpander
-from .extraction import Span, SpanExtractor, TermWeights
+from .extraction import PassageUnits, Span, SpanExtractor, TermWeights
 from .retrieval import Candidate, HybridRetriever, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
@@ -77,7 +77,7 @@ class Answerer:
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.unknown_drug_similarity
         )
-        self.extractor = SpanExtractor(embedder, TermWeights(lexical.document_frequencies(), lexical.num_docs))
+        self.extractor = SpanExtractor(TermWeights(lexical.document_frequencies(), lexical.num_docs))
         self.confidence = ConfidenceModel.load(settings.confidence_model)
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
@@ -129,12 +129,14 @@ class Answerer:
             expansion.lexical_query, self.settings.reader_passages, doc_ids, query_vector=query_vector
         )
         documents = self.bundle.documents
-        spans = self.extractor.extract(
-            query,
-            query_vector,
-            [(documents[c.chunk.doc_id], c.chunk.start, c.chunk.end) for c in candidates],
-            priors=[c.dense for c in candidates],
-        )
+        passages = [
+            PassageUnits.from_bundle(
+                self.bundle, c.chunk.doc_id, c.chunk.start, c.chunk.end,
+                self.extractor.reach(documents[c.chunk.doc_id], c.chunk.end),
+            )
+            for c in candidates
+        ]
+        spans = self.extractor.extract(query, query_vector, passages, priors=[c.dense for c in candidates])
         scored = []
         for candidate, span in zip(candidates, spans):
             if span is None:

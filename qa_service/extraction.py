@@ -10,30 +10,13 @@ Offsets always index into the document's canonical text.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import pysbd
 
 from ingest.documents import Document
 from ingest.lexical import tokenize
-
-MIN_SENTENCE_CHARS = 25
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•·●▪◦‣–—]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
-
-
-@dataclass(frozen=True)
-class Unit:
-    start: int
-    end: int
-    paragraph: int
-    """Units in the same paragraph share this number; a blank line starts a new one."""
-    list_item: bool
-    heading: bool
-    lead_in: bool = False
-    """The unit ends in ":" and introduces what follows."""
+from ingest.units import Unit, split_units, unit_from_row
 
 
 @dataclass(frozen=True)
@@ -50,59 +33,35 @@ class Span:
     """Cosine between the question and the whole passage."""
 
 
-@lru_cache(maxsize=1)
-def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+@dataclass(frozen=True)
+class PassageUnits:
+    """A passage to read: its document, its range, and the answer units around it
+    (a little past its end, for a list the chunk boundary cut off) with their vectors."""
 
+    document: Document
+    start: int
+    end: int
+    units: list[Unit]
+    vectors: np.ndarray
 
-def split_units(document: Document, start: int, end: int) -> list[Unit]:
-    """Sentences and list items of ``document.text[start:end]`` with absolute offsets."""
-    text = document.text
-    headings = [s.heading for s in document.sections if s.heading is not None]
-    units: list[Unit] = []
-    paragraph = 0
-    offset = start
-    for line in text[start:end].split("\n"):
-        line_start = offset
-        offset += len(line) + 1
-        if not line.strip():
-            paragraph += 1
-            continue
-        marker = _LIST_ITEM.match(line)
-        body_start = line_start + (marker.end() if marker else len(line) - len(line.lstrip()))
-        body = text[body_start:line_start + len(line)].rstrip()
-        if not body:
-            continue
-        is_heading = any(h.start <= body_start < h.end for h in headings)
-        if marker or is_heading:
-            pieces = [(0, len(body))]
-        else:
-            pieces = []
-            for sentence in _segmenter().segment(body):
-                a, b = sentence.start, sentence.start + len(sentence.sent.rstrip())
-                # A fragment too short to be a sentence ("- from 249 rubles." after
-                # "50 pcs.") belongs to the sentence before it.
-                if pieces and (len(body[a:b].strip()) < MIN_SENTENCE_CHARS or len(body[pieces[-1][0]:pieces[-1][1]].strip()) < MIN_SENTENCE_CHARS):
-                    pieces[-1] = (pieces[-1][0], b)
-                else:
-                    pieces.append((a, b))
-        for a, b in pieces:
-            while a < b and body[a].isspace():
-                a += 1
-            if a < b:
-                units.append(
-                    Unit(
-                        body_start + a,
-                        body_start + b,
-                        paragraph,
-                        list_item=bool(marker),
-                        heading=is_heading,
-                        lead_in=body[b - 1] == ":",
-                    )
-                )
-        if marker or is_heading:
-            paragraph += 1
-    return units
+    @classmethod
+    def from_bundle(cls, bundle, doc_id: str, start: int, end: int, reach: int) -> PassageUnits:  # noqa: ANN001
+        """The passage's units as ingest stored them: no segmenting or embedding per question."""
+        units = bundle.units
+        first, _ = bundle.unit_range(doc_id)
+        lo, hi = bundle.unit_range(doc_id, start, max(end, reach))
+        if lo > first and units["end"][lo - 1] > start:
+            lo -= 1  # the sentence the passage starts inside of
+        rows = units[lo:hi]
+        return cls(bundle.documents[doc_id], start, end, [unit_from_row(r) for r in rows],
+                   np.asarray(bundle.unit_vectors[lo:hi], dtype=np.float32))
+
+    @classmethod
+    def from_document(cls, document: Document, start: int, end: int, reach: int, embedder) -> PassageUnits:  # noqa: ANN001
+        """Units cut and embedded on the spot (a document that is not in a bundle)."""
+        units = [u for u in split_units(document) if u.end > start and u.start < max(end, reach)]
+        vectors = embedder.embed([document.text[u.start:u.end] for u in units]) if units else np.zeros((0, 1))
+        return cls(document, start, end, units, vectors)
 
 
 class TermWeights:
@@ -136,7 +95,6 @@ class SpanExtractor:
 
     def __init__(
         self,
-        embedder,  # noqa: ANN001 - ingest.embedding.Embedder
         weights: TermWeights | None = None,
         cosine_weight: float = 0.5,
         coverage_weight: float = 0.3,
@@ -147,7 +105,6 @@ class SpanExtractor:
         max_units: int = 3,
         grow_ratio: float = 0.9,
     ) -> None:
-        self.embedder = embedder
         self.weights = weights
         self.cosine_weight = cosine_weight
         self.coverage_weight = coverage_weight
@@ -158,59 +115,44 @@ class SpanExtractor:
         self.max_units = max_units
         self.grow_ratio = grow_ratio
 
+    def reach(self, document: Document, end: int) -> int:
+        """Where reading may stop: up to ``max_list_chars`` past ``end``, at a line end."""
+        text = document.text
+        limit = min(len(text), end + self.max_list_chars)
+        cut = text.rfind("\n", end, limit)
+        return limit if limit == len(text) else max(end, cut)
+
     def extract(
         self,
         question: str,
         question_vector: np.ndarray,
-        passages: list[tuple[Document, int, int]],
+        passages: list[PassageUnits],
         priors: list[float] | None = None,
     ) -> list[Span | None]:
         """The best span of each passage (``None`` for a passage with no usable unit).
 
         ``priors`` are the passages' own relevance (cosine with the question): a
         sentence of a passage that matches as a whole is more likely the answer.
+        Units past a passage's end are read (a lead-in or list cut off by the
+        chunk boundary takes the rest of its list) but never scored or chosen.
         """
         terms = set(tokenize([question])[0])
         if self.weights is not None:
             # A term the corpus never uses can't tell one sentence from another.
             terms = self.weights.known(terms)
-        # Units are read a little past each passage's end, so that a lead-in or a
-        # list cut off by the chunk boundary still takes the rest of its list;
-        # only units inside the passage are scored or chosen.
-        per_passage = [
-            split_units(doc, start, self._reach(doc, end)) for doc, start, end in passages
-        ]
-        inside = [
-            [u.start < end for u in units] for (_, _, end), units in zip(passages, per_passage)
-        ]
-        texts = [
-            doc.text[u.start:u.end]
-            for (doc, _, _), units, flags in zip(passages, per_passage, inside)
-            for u, flag in zip(units, flags)
-            if flag
-        ]
-        vectors = self.embedder.embed(texts) if texts else np.zeros((0, len(question_vector)))
-        cosines = vectors @ question_vector
         priors = priors if priors is not None else [0.0] * len(passages)
         spans: list[Span | None] = []
-        row = 0
-        for (doc, _, _), units, flags, prior in zip(passages, per_passage, inside, priors):
-            n = sum(flags)
-            cos = np.full(len(units), -np.inf)
-            cos[:n] = cosines[row:row + n]
+        for passage, prior in zip(passages, priors):
+            text = passage.document.text
+            inside = np.array([u.start < passage.end for u in passage.units], dtype=bool)
+            cos = np.full(len(passage.units), -np.inf)
+            if len(passage.units):
+                cos[inside] = (passage.vectors @ question_vector)[inside]
             cov = np.array(
-                [term_coverage(terms, doc.text[u.start:u.end], self.weights) if f else 0.0 for u, f in zip(units, flags)]
+                [term_coverage(terms, text[u.start:u.end], self.weights) if f else 0.0 for u, f in zip(passage.units, inside)]
             )
-            row += n
-            spans.append(self._best_span(units, cos, cov, prior))
+            spans.append(self._best_span(passage.units, cos, cov, prior))
         return spans
-
-    def _reach(self, document: Document, end: int) -> int:
-        """Where reading may stop: up to ``max_list_chars`` past ``end``, at a line end."""
-        text = document.text
-        limit = min(len(text), end + self.max_list_chars)
-        cut = text.rfind("\n", end, limit)
-        return limit if limit == len(text) else max(end, cut)
 
     def _best_span(self, units: list[Unit], cos: np.ndarray, cov: np.ndarray, prior: float) -> Span | None:
         scores = self.cosine_weight * cos + self.coverage_weight * cov + self.passage_weight * prior

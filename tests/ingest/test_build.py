@@ -74,9 +74,19 @@ def test_reingest_only_embeds_what_changed_and_drops_removed_files(corpus: Path,
     changed = IndexBuilder(settings, counting).build()
     assert (changed.embedded_documents, changed.reused_documents) == (2, 1)
     bundle = load_bundle(settings.index_dir)
-    # the encoder saw the changed and the new document's chunks, and nothing of the unchanged one
-    expected = [embed_text(bundle.documents[c.doc_id], c) for c in bundle.chunks if c.doc_id != "baclofen-how-long-in-system"]
+    # the encoder saw the changed and the new document's chunks and answer units, and nothing of the unchanged one
+    changed_docs = {"baclosan-tablets-leaflet", "extra"}
+    expected = [embed_text(bundle.documents[c.doc_id], c) for c in bundle.chunks if c.doc_id in changed_docs]
+    for doc_id in sorted(changed_docs):
+        lo, hi = bundle.unit_range(doc_id)
+        text = bundle.documents[doc_id].text
+        expected += [text[u["start"]:u["end"]] for u in bundle.units[lo:hi]]
     assert sorted(counting.texts) == sorted(expected)
+    # reused unit vectors are the ones a fresh embedding gives, too
+    lo, hi = bundle.unit_range("baclofen-how-long-in-system")
+    unit = bundle.units[lo + 3]
+    fresh_unit = embedder.embed([bundle.documents["baclofen-how-long-in-system"].text[unit["start"]:unit["end"]]])[0]
+    assert float(fresh_unit @ bundle.unit_vectors[lo + 3]) > 0.999
     assert "Keep the bottle closed." in bundle.documents["baclosan-tablets-leaflet"].text
     # reused vectors are the same vectors a fresh embedding gives
     other = [c for c in bundle.chunks if c.doc_id == "baclofen-how-long-in-system"][0]
