@@ -10,11 +10,15 @@ from ingest.bundle import Bundle
 from ingest.documents import Document
 from ingest.embedding import Embedder
 
+import numpy as np
+
+from ingest.units import HEADING_FLAG, unit_from_row
+
 from .aliases import find_aliases
 from .abstention import UnknownSubjectDetector, confidence_label
-from .confidence import ConfidenceModel
 from .expansion import QueryExpander
-from .extraction import PassageUnits, Span, SpanExtractor, TermWeights
+from .extraction import SpanGrower, TermWeights
+from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .retrieval import Candidate, HybridRetriever, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
@@ -27,8 +31,17 @@ class UnknownDocumentError(ValueError):
 
 
 @dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    unit: int
+    """Bundle row of the unit the span was grown from."""
+
+
+@dataclass(frozen=True)
 class ScoredSpan:
-    """An answer candidate: a span of a retrieved passage, its features and confidence."""
+    """An answer candidate: a span grown from its best unit, the passage it lies in,
+    the unit's features, and the ranker's probability that it answers."""
 
     candidate: Candidate
     span: Span
@@ -42,7 +55,9 @@ class Reading:
 
     unknown_subjects: list[str]
     spans: list[ScoredSpan]
-    """Best first (by the extractor's span score)."""
+    """Best first (by the ranker's probability)."""
+    candidates: Candidates | None = None
+    """Every candidate unit with its features (for training and inspection)."""
 
 
 def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool:
@@ -62,12 +77,7 @@ class Answerer:
         self.embedder = embedder
         self.settings = settings
         self.retriever = HybridRetriever(
-            bundle,
-            embedder,
-            settings.retrieval_candidates,
-            settings.fusion,
-            settings.fusion_alpha,
-            settings.rrf_k,
+            bundle, embedder, settings.retrieval_candidates, settings.fusion, settings.fusion_params()
         )
         lexical = bundle.lexical
         # Lay words from the synonym file; brand <-> generic names from the documents.
@@ -77,8 +87,10 @@ class Answerer:
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.unknown_drug_similarity
         )
-        self.extractor = SpanExtractor(TermWeights(lexical.document_frequencies(), lexical.num_docs))
-        self.confidence = ConfidenceModel.load(settings.confidence_model)
+        weights = TermWeights(lexical.document_frequencies(), lexical.num_docs)
+        self.features = FeatureBuilder(bundle, {t: weights(t) for t in lexical.document_frequencies()})
+        self.ranker = AnswerRanker.load(settings.ranker_model)
+        self.grower = SpanGrower(grow_ratio=settings.grow_ratio)
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -116,8 +128,26 @@ class Answerer:
             )
         return SearchResponse(query=query, results=results, took_ms=(time.perf_counter() - began) * 1000)
 
+    def unit_search(self, query_vector: np.ndarray, doc_ids: Collection[str] | None, k: int) -> dict[int, int]:
+        """The ``k`` answer units closest to the question in the whole corpus (or in ``doc_ids``): row -> rank."""
+        bundle = self.bundle
+        if k <= 0 or not len(bundle.units):
+            return {}
+        if doc_ids is None:
+            ranges = [(0, len(bundle.units))]
+        else:
+            ranges = [bundle.unit_range(d) for d in doc_ids]
+        rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges else np.zeros(0, dtype=np.int64)
+        if not len(rows):
+            return {}
+        scores = np.concatenate([np.asarray(bundle.unit_vectors[lo:hi], dtype=np.float32) @ query_vector for lo, hi in ranges])
+        scores[(bundle.units["flags"][rows] & HEADING_FLAG) > 0] = -np.inf
+        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k] if len(scores) > k else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return {int(rows[i]): rank for rank, i in enumerate(top, start=1) if np.isfinite(scores[i])}
+
     def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
-        """Retrieve, extract and score answer spans for a question (no decision yet)."""
+        """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
         expansion = self.expander.expand(question)
         unknown = self.unknown_subjects.find(question, expansion.known_words)
         if unknown:
@@ -125,29 +155,52 @@ class Answerer:
         absent = self.unknown_subjects.absent_share(question, expansion.known_words)
         query = expansion.query
         query_vector = self.embedder.embed([query])[0]
-        candidates = self.retriever.search(
+        passages = self.retriever.search(
             expansion.lexical_query, self.settings.reader_passages, doc_ids, query_vector=query_vector
         )
-        documents = self.bundle.documents
-        passages = [
-            PassageUnits.from_bundle(
-                self.bundle, c.chunk.doc_id, c.chunk.start, c.chunk.end,
-                self.extractor.reach(documents[c.chunk.doc_id], c.chunk.end),
-            )
-            for c in candidates
-        ]
-        spans = self.extractor.extract(query, query_vector, passages, priors=[c.dense for c in candidates])
-        scored = []
-        for candidate, span in zip(candidates, spans):
-            if span is None:
+        bundle = self.bundle
+        units = bundle.units
+        norm = minmax([c.score for c in passages])
+        passage_scores = {c.chunk.chunk_id: (float(norm[i]), i + 1) for i, c in enumerate(passages)}
+        by_chunk = {c.chunk.chunk_id: c for c in passages}
+        rows: set[int] = set()
+        for c in passages:
+            first, _ = bundle.unit_range(c.chunk.doc_id)
+            lo, hi = bundle.unit_range(c.chunk.doc_id, c.chunk.start, c.chunk.end)
+            if lo > first and units["end"][lo - 1] > c.chunk.start:
+                lo -= 1  # the sentence the passage starts inside of
+            rows.update(range(lo, hi))
+        unit_ranks = self.unit_search(query_vector, doc_ids, self.settings.unit_candidates)
+        for row in unit_ranks:
+            rows.add(row)
+        rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
+        ordered = np.array(sorted(rows), dtype=np.int64)
+        candidates = self.features.build(question, query_vector, ordered, passage_scores, unit_ranks, absent)
+        probability = self.ranker(candidates.features)
+        score_of = dict(zip(ordered.tolist(), probability.tolist()))
+
+        scored: list[ScoredSpan] = []
+        covered: list[tuple[int, int]] = []  # unit rows already inside an answer span
+        for i in np.argsort(-probability, kind="stable")[: self.settings.max_spans]:
+            row = int(ordered[i])
+            if any(a <= row <= b for a, b in covered):
                 continue
-            features = {"cosine": span.cosine, "coverage": span.coverage, "prior": span.prior, "absent": absent}
-            scored.append(ScoredSpan(candidate, span, features, self.confidence(features)))
-        # Ranked by the extractor's score plus a little of the passage's retrieval score
-        # (normalised over the passages read); the confidence decides whether to answer.
-        boost = self.settings.passage_rank_weight * minmax([s.candidate.score for s in scored])
-        order = sorted(range(len(scored)), key=lambda i: -(scored[i].span.score + boost[i]))
-        return Reading([], [scored[i] for i in order])
+            doc_row = int(units["doc"][row])
+            doc_id = bundle.doc_ids[doc_row]
+            first_row, end_row = bundle.unit_range(doc_id)
+            lo, hi = max(first_row, row - 40), min(end_row, row + 41)
+            window = [unit_from_row(units[r]) for r in range(lo, hi)]
+            scores = np.array([score_of.get(r, -np.inf) for r in range(lo, hi)])
+            a, b = self.grower.grow(window, scores, row - lo)
+            covered.append((lo + a, lo + b))
+            chunk_id = candidates.chunk_of[i]
+            candidate = by_chunk.get(chunk_id) or Candidate(
+                bundle.chunks[chunk_id], 0.0, float(candidates.features[i][FEATURES.index("passage_cosine")]), 0.0
+            )
+            span = Span(window[a].start, window[b].end, row)
+            features = dict(zip(FEATURES, candidates.features[i].tolist()))
+            scored.append(ScoredSpan(candidate, span, features, float(probability[i])))
+        return Reading([], scored, candidates)
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()

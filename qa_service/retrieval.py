@@ -1,9 +1,11 @@
-"""Hybrid passage retrieval: dense (FAISS) and lexical (BM25) candidates, fused."""
+"""Hybrid passage retrieval: dense (FAISS) and lexical (BM25) candidates, fused per query."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
+from enum import Enum
 
 import faiss
 import numpy as np
@@ -12,6 +14,23 @@ from ingest.bundle import Bundle
 from ingest.documents import Chunk
 from ingest.embedding import Embedder
 from ingest.lexical import tokenize
+
+
+class FusionMode(str, Enum):
+    """How the dense and BM25 rankings become one.
+
+    ``adaptive`` (default) weighs BM25 by how well the best lexical match covers
+    the question's terms: a query whose rare terms a passage matches completely
+    (an expert's "DC-SIGNR in MTCT") leans on BM25, one whose terms are common
+    or only partly matched (a consumer's "what are the symptoms of ...") leans
+    on the embedding. ``linear`` mixes min-max normalised scores with a fixed
+    weight, ``rrf`` is reciprocal rank fusion, ``dense`` ignores BM25.
+    """
+
+    ADAPTIVE = "adaptive"
+    LINEAR = "linear"
+    RRF = "rrf"
+    DENSE = "dense"
 
 
 @dataclass(frozen=True)
@@ -25,57 +44,107 @@ class Candidate:
     """BM25 score of the chunk (0 when no question term occurs in it)."""
 
 
-def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
-    """Cormack et al. (2009): score(d) = Σ 1 / (k + rank_i(d)), ranks from 1."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return fused
+@dataclass(frozen=True)
+class QueryFeatures:
+    """What the query and its two rankings say about which side to trust."""
+
+    lexical_coverage: float
+    """The best BM25 score as a share of the most the query's terms could score (0..1)."""
+    agreement: float
+    """Share of the dense top 10 that is also in the BM25 top 10."""
+    terms: int
+    """Query terms the corpus knows."""
 
 
-def minmax(values: list[float]) -> np.ndarray:
+@dataclass(frozen=True)
+class Pool:
+    """Candidates of one query with both raw scores (row ids of the chunk table)."""
+
+    ids: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    features: QueryFeatures
+
+
+def minmax(values) -> np.ndarray:  # noqa: ANN001
     """``values`` scaled to 0..1 (all 0 when they tie)."""
     array = np.asarray(values, dtype=np.float64)
-    span = array.max() - array.min() if len(array) else 0.0
+    if not len(array):
+        return array
+    span = array.max() - array.min()
     return (array - array.min()) / span if span > 0 else np.zeros_like(array)
 
 
-def linear_fusion(ids: list[int], dense: list[float], lexical: list[float], alpha: float = 0.5) -> dict[int, float]:
-    """alpha * minmax(dense) + (1 - alpha) * minmax(lexical) over the candidate pool."""
-    fused = alpha * minmax(dense) + (1.0 - alpha) * minmax(lexical)
-    return dict(zip(ids, fused.tolist()))
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def adaptive_alpha(features: QueryFeatures, floor: float = 0.3, ceiling: float = 0.9, pivot: float = 0.5,
+                   steep: float = 10.0) -> float:
+    """Dense weight for a query: ``ceiling`` when BM25's best match covers little of the
+    query, falling to ``floor`` as it covers all of it (a logistic step at ``pivot``)."""
+    step = 1.0 / (1.0 + math.exp(-steep * (features.lexical_coverage - pivot)))
+    return ceiling - (ceiling - floor) * step
+
+
+ADAPTIVE_DEFAULTS = {"floor": 0.3, "ceiling": 0.9, "pivot": 0.5, "steep": 10.0}
+FUSIONS = {
+    "adaptive": [
+        {"floor": f, "ceiling": c, "pivot": p, "steep": s}
+        for f in (0.2, 0.3, 0.4, 0.5) for c in (0.7, 0.8, 0.9, 1.0) for p in (0.3, 0.4, 0.5, 0.6, 0.7) for s in (10.0, 30.0)
+    ],
+}
+"""Parameter grids that eval/tune_fusion.py replays on the dev splits."""
+
+
+def fuse(rule: str, dense: np.ndarray, lexical: np.ndarray, features: QueryFeatures | None = None, **params: float) -> np.ndarray:
+    """One fused score per pooled candidate (higher is better)."""
+    if rule == FusionMode.DENSE:
+        return np.asarray(dense, dtype=np.float64)
+    if rule == "lexical":
+        return np.asarray(lexical, dtype=np.float64)
+    if rule == FusionMode.RRF:
+        k = params.get("k", 60)
+        has_lexical = np.asarray(lexical) > 0
+        return 1.0 / (k + _ranks(np.asarray(dense))) + np.where(has_lexical, 1.0 / (k + _ranks(np.asarray(lexical))), 0.0)
+    if rule == FusionMode.LINEAR:
+        alpha = params.get("alpha", 0.5)
+    elif rule == FusionMode.ADAPTIVE:
+        if features is None:
+            raise ValueError("adaptive fusion needs the query's features")
+        alpha = adaptive_alpha(features, **{**ADAPTIVE_DEFAULTS, **params})
+    else:
+        raise ValueError(f"unknown fusion {rule!r}")
+    return alpha * minmax(dense) + (1.0 - alpha) * minmax(lexical)
 
 
 class HybridRetriever:
-    """Dense and BM25 candidates fused into one ranking.
-
-    ``fusion="linear"`` (default) mixes min-max normalised cosine and BM25 scores
-    with weight ``alpha`` on the dense side; ``fusion="rrf"`` uses reciprocal rank
-    fusion. docs/evaluation.md compares them on the gold set and COVID-QA.
-    """
+    """Dense and BM25 candidates fused into one ranking (see :class:`FusionMode`)."""
 
     def __init__(
         self,
         bundle: Bundle,
         embedder: Embedder,
         candidates: int = 40,
-        fusion: str = "linear",
-        alpha: float = 0.5,
-        rrf_k: int = 60,
+        fusion: FusionMode | str = FusionMode.ADAPTIVE,
+        params: dict[str, float] | None = None,
     ) -> None:
-        if fusion not in ("linear", "rrf"):
-            raise ValueError(f"unknown fusion {fusion!r}: use 'linear' or 'rrf'")
         self.bundle = bundle
         self.embedder = embedder
         self.candidates = candidates
-        self.fusion = fusion
-        self.alpha = alpha
-        self.rrf_k = rrf_k
+        self.fusion = FusionMode(fusion)
+        self.params = params or {}
         rows: dict[str, list[int]] = {}
         for chunk in bundle.chunks:
             rows.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
         self._doc_rows = {doc: np.asarray(ids, dtype=np.int64) for doc, ids in rows.items()}
+        lexical = bundle.lexical
+        df = lexical.document_frequencies()
+        n = lexical.num_docs
+        self._idf = {t: math.log(1.0 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
 
     def _allowed(self, doc_ids: Collection[str] | None) -> np.ndarray | None:
         if doc_ids is None:
@@ -83,9 +152,9 @@ class HybridRetriever:
         rows = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
         return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
 
-    def dense_scores(self, query_vector: np.ndarray, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def dense_scores(self, query_vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Top chunk ids and cosine similarities from FAISS, optionally restricted to ``allowed``."""
-        k = min(self.candidates, self.bundle.dense.ntotal if allowed is None else len(allowed))
+        k = min(depth, self.bundle.dense.ntotal if allowed is None else len(allowed))
         if k == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         params = None
@@ -95,15 +164,38 @@ class HybridRetriever:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
-    def _cosines(
-        self, ids: list[int], dense_ids: np.ndarray, dense_sims: np.ndarray, query_vector: np.ndarray
-    ) -> dict[int, float]:
-        """Cosine of each chunk in ``ids``: from FAISS, or from the stored vector for lexical-only hits."""
+    def pool(
+        self, query: str, query_vector: np.ndarray, doc_ids: Collection[str] | None = None, depth: int | None = None
+    ) -> Pool:
+        """The union of both retrievers' top ``depth`` candidates, with both raw scores."""
+        depth = depth or self.candidates
+        allowed = self._allowed(doc_ids)
+        dense_ids, dense_sims = self.dense_scores(query_vector, allowed, depth)
+
+        tokens = tokenize([query])[0]
+        lexical = self.bundle.lexical.scores(tokens)
+        if allowed is not None:
+            mask = np.zeros_like(lexical, dtype=bool)
+            mask[allowed] = True
+            lexical = np.where(mask, lexical, 0.0)
+        positive = np.flatnonzero(lexical > 0)
+        lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][:depth]
+
+        ids = np.asarray(list(dict.fromkeys(dense_ids.tolist() + lexical_ids.tolist())), dtype=np.int64)
         cosine = dict(zip(dense_ids.tolist(), dense_sims.tolist()))
-        missing = [i for i in ids if i not in cosine]
+        missing = [int(i) for i in ids if int(i) not in cosine]
         for i, vector in zip(missing, self.bundle.vectors(missing)):
             cosine[i] = float(vector @ query_vector)
-        return cosine
+        dense = np.array([cosine[int(i)] for i in ids], dtype=np.float64)
+        lexical_pool = lexical[ids].astype(np.float64) if len(ids) else np.zeros(0)
+
+        # A term's BM25 score tends to its idf as its frequency grows (bm25s' Lucene variant).
+        terms = [t for t in tokens if t in self._idf]
+        ceiling = sum(self._idf[t] for t in terms)
+        top = float(lexical_pool.max()) if len(lexical_pool) else 0.0
+        overlap = len(set(dense_ids[:10].tolist()) & set(lexical_ids[:10].tolist())) / 10.0
+        features = QueryFeatures(min(1.0, top / ceiling) if ceiling else 0.0, overlap, len(set(terms)))
+        return Pool(ids, dense, lexical_pool, features)
 
     def search(
         self,
@@ -112,27 +204,14 @@ class HybridRetriever:
         doc_ids: Collection[str] | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Candidate]:
-        allowed = self._allowed(doc_ids)
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
-        dense_ids, dense_sims = self.dense_scores(query_vector, allowed)
-
-        lexical = self.bundle.lexical.scores(tokenize([query])[0])
-        if allowed is not None:
-            mask = np.zeros_like(lexical, dtype=bool)
-            mask[allowed] = True
-            lexical = np.where(mask, lexical, 0.0)
-        positive = np.flatnonzero(lexical > 0)
-        lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][: self.candidates]
-
-        pool = list(dict.fromkeys(dense_ids.tolist() + lexical_ids.tolist()))
-        cosine = self._cosines(pool, dense_ids, dense_sims, query_vector)
-        if self.fusion == "rrf":
-            fused = reciprocal_rank_fusion([dense_ids.tolist(), lexical_ids.tolist()], self.rrf_k)
-        else:
-            fused = linear_fusion(pool, [cosine[i] for i in pool], [float(lexical[i]) for i in pool], self.alpha)
-        ranked = sorted(fused, key=lambda i: -fused[i])[:k]
+        pool = self.pool(query, query_vector, doc_ids)
+        if not len(pool.ids):
+            return []
+        fused = fuse(self.fusion, pool.dense, pool.lexical, pool.features, **self.params)
+        order = np.argsort(-fused, kind="stable")[:k]
         return [
-            Candidate(self.bundle.chunks[i], fused[i], float(cosine[i]), float(lexical[i]))
-            for i in ranked
+            Candidate(self.bundle.chunks[int(pool.ids[i])], float(fused[i]), float(pool.dense[i]), float(pool.lexical[i]))
+            for i in order
         ]

@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
 from ingest.settings import IngestSettings
+
+from .retrieval import FusionMode
 
 
 class ServiceSettings(IngestSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="Port `qa serve` listens on (0: any free port, printed at start).")
     retrieval_candidates: int = Field(40, ge=1, description="Candidates taken from each retriever before fusion.")
-    fusion: Literal["linear", "rrf"] = Field(
-        "linear", description="How dense and BM25 rankings are fused: normalised scores or reciprocal rank."
+    fusion: FusionMode = Field(
+        FusionMode.ADAPTIVE,
+        description="How dense and BM25 rankings are fused: adaptive (per query), linear, rrf or dense.",
     )
     fusion_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the dense side in linear fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     reader_passages: int = Field(6, ge=1, description="Top fused passages the span extractor reads.")
-    passage_rank_weight: float = Field(
-        0.1,
-        ge=0.0,
-        description=(
-            "Weight of the passage's retrieval score (min-max normalised over the passages read) "
-            "added to an answer's span score when answers are ranked."
-        ),
+    unit_candidates: int = Field(
+        20, ge=0, description="Answer units taken from a search of every unit in the corpus, besides the passages' own."
+    )
+    max_spans: int = Field(12, ge=1, description="Answer spans grown from the best-scoring units (before dedup and top_k).")
+    grow_ratio: float = Field(
+        0.9, gt=0.0, description="A neighbour joins an answer span when it scores at least this share of the best unit."
     )
     min_confidence: float = Field(
         0.2,
@@ -38,9 +39,9 @@ class ServiceSettings(IngestSettings):
         Path(__file__).parent / "data" / "synonyms.toml",
         description="TOML file of lay → clinical terms used to expand questions.",
     )
-    confidence_model: Path = Field(
-        Path(__file__).parent / "data" / "confidence.json",
-        description="Logistic confidence model (refit with eval/calibrate.py).",
+    ranker_model: Path = Field(
+        Path(__file__).parent / "data" / "ranker.json",
+        description="The learned answer ranker (refit with eval/train_ranker.py).",
     )
     cors_origins: list[str] = Field(
         [],
@@ -70,6 +71,13 @@ class ServiceSettings(IngestSettings):
             "to 'medication' names a medicine the documents don't cover: the question is declined."
         ),
     )
+
+    def fusion_params(self) -> dict[str, float]:
+        if self.fusion == FusionMode.LINEAR:
+            return {"alpha": self.fusion_alpha}
+        if self.fusion == FusionMode.RRF:
+            return {"k": self.rrf_k}
+        return {}
 
     def feedback_path(self) -> Path:
         return self.feedback_db or Path(self.index_dir).parent / "feedback.sqlite3"

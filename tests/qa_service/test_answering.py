@@ -50,24 +50,17 @@ def test_a_brand_named_in_the_corpus_brings_in_its_generic_name(answerer: Answer
     assert response.answered  # a name the corpus knows is not an unknown medicine
 
 
-def test_answers_rank_by_span_score_plus_a_share_of_the_passage_score(answerer: Answerer, embedder) -> None:
-    question = "How long does baclofen stay in the system?"
+def test_answers_are_ranked_by_the_rankers_probability_of_their_unit(answerer: Answerer) -> None:
+    import numpy as np
 
-    def reading(weight: float):
-        settings = answerer.settings.model_copy(update={"passage_rank_weight": weight})
-        return Answerer(answerer.bundle, embedder, settings).read(question).spans
+    from qa_service.ranking import FEATURES
 
-    def key(spans) -> list[tuple[int, int]]:
-        return [(s.span.start, s.span.end) for s in spans]
-
-    by_span, by_passage, default = reading(0.0), reading(1000.0), answerer.read(question).spans
-    assert [s.span.score for s in by_span] == sorted((s.span.score for s in by_span), reverse=True)
-    assert [s.candidate.score for s in by_passage] == sorted((s.candidate.score for s in by_passage), reverse=True)
-    # For this question the two orders differ, so the weight decides something.
-    assert key(by_span) != key(by_passage)
-    # The default: span score + weight x the passage score min-max scaled over the passages read.
-    weight = answerer.settings.passage_rank_weight
-    low, high = min(s.candidate.score for s in default), max(s.candidate.score for s in default)
-    blended = [s.span.score + weight * (s.candidate.score - low) / (high - low) for s in default]
-    assert blended == sorted(blended, reverse=True)
-    assert sorted(key(default)) == sorted(key(by_span))  # the same answers, ranked differently
+    reading = answerer.read("How long does baclofen stay in the system?")
+    assert len(reading.spans) > 3
+    confidences = [s.confidence for s in reading.spans]
+    assert confidences == sorted(confidences, reverse=True)
+    for item in reading.spans:
+        row = np.array([[item.features[f] for f in FEATURES]])
+        assert item.confidence == answerer.ranker(row)[0]
+        unit = answerer.bundle.units[item.span.unit]
+        assert item.span.start <= unit["start"] < unit["end"] <= item.span.end  # grown from that unit

@@ -1,12 +1,14 @@
+"""Answer units and how the best one grows into a span."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ingest.documents import Document
 from ingest.sections import split_sections
-from qa_service.answering import Answerer
 from ingest.units import split_units
-from qa_service.extraction import PassageUnits, SpanExtractor, TermWeights, term_coverage
+from qa_service.answering import Answerer
+from qa_service.extraction import SpanGrower, TermWeights, term_coverage
 
 TEXT = (
     "Overdose\n\n"
@@ -17,20 +19,28 @@ TEXT = (
     "Treatment is symptomatic. Empty the stomach and give activated charcoal. "
     "Baclosan tablets 10 mg, 50 pcs. - from 249 rubles.\n"
 )
+LEAD_IN_TEXT = (
+    "Overdose\n\n"
+    "Some patients take more than they should. The signs of an overdose are:\n"
+    "  • drowsiness\n"
+    "  • loss of consciousness\n"
+    "  • coma\n\n"
+    "Treatment is symptomatic and supportive. Empty the stomach and give activated charcoal. "
+    "There is no specific antidote to baclofen. Call a doctor or a poison centre at once.\n"
+)
 
 
 def _doc(text: str = TEXT) -> Document:
     return Document("d", "d.txt", "Leaflet", "test", "txt", "h", text, split_sections(text))
 
 
-def _passage(doc: Document, start: int, end: int, embedder, extractor: SpanExtractor | None = None) -> PassageUnits:
-    reach = (extractor or SpanExtractor()).reach(doc, end)
-    return PassageUnits.from_document(doc, start, end, reach, embedder)
+def _texts(doc: Document, units, first: int, last: int) -> str:
+    return doc.text[units[first].start:units[last].end]
 
 
 def test_units_are_sentences_and_list_items_with_exact_offsets() -> None:
     doc = _doc()
-    units = split_units(doc, 0, len(TEXT))
+    units = split_units(doc)
     texts = [TEXT[u.start:u.end] for u in units]
     assert texts[:2] == ["Overdose", "Symptoms of overdose:"] and units[0].heading and units[1].heading
     assert texts[2:5] == ["Drowsiness", "loss of consciousness", "coma."]
@@ -40,26 +50,40 @@ def test_units_are_sentences_and_list_items_with_exact_offsets() -> None:
     assert any(t.endswith("50 pcs. - from 249 rubles.") for t in texts)
 
 
-def test_list_answers_take_the_list_and_never_a_heading_alone(embedder) -> None:
+def test_a_lead_in_takes_the_list_it_introduces() -> None:
+    doc = _doc(LEAD_IN_TEXT)
+    units = split_units(doc)
+    lead = next(i for i, u in enumerate(units) if u.lead_in)
+    scores = np.zeros(len(units))
+    first, last = SpanGrower().grow(units, scores, lead)
+    assert _texts(doc, units, first, last) == (
+        "The signs of an overdose are:\n  • drowsiness\n  • loss of consciousness\n  • coma"
+    )
+
+
+def test_a_list_item_takes_its_list_and_never_a_heading() -> None:
     doc = _doc()
-    extractor = SpanExtractor()
-    question = "what are the symptoms of an overdose"
-    [span] = extractor.extract(question, embedder.embed([question])[0], [_passage(doc, 0, len(TEXT), embedder)])
-    text = TEXT[span.start:span.end]
-    assert "Drowsiness" in text and "coma." in text
-    assert text not in ("Overdose", "Symptoms of overdose:")
+    units = split_units(doc)
+    item = next(i for i, u in enumerate(units) if doc.text[u.start:u.end] == "loss of consciousness")
+    first, last = SpanGrower().grow(units, np.zeros(len(units)), item)
+    assert _texts(doc, units, first, last) == "Drowsiness\n  • loss of consciousness\n  • coma."
+    assert not any(units[i].heading for i in range(first, last + 1))
 
 
-def test_span_is_a_few_sentences_not_the_passage(answerer: Answerer) -> None:
-    bundle = answerer.bundle
-    doc = bundle.documents["baclosan-tablets-leaflet"]
-    section = next(s for s in doc.sections if s.title == "pharmachologic effect")
-    question = "When does baclofen reach its highest concentration in the blood?"
-    passage = PassageUnits.from_bundle(bundle, doc.doc_id, section.start, section.end, section.end)
-    [span] = answerer.extractor.extract(question, answerer.embedder.embed([question])[0], [passage])
-    text = doc.text[span.start:span.end]
-    assert "2-3 hours" in text
-    assert len(text) <= 400 < section.end - section.start
+def test_neighbours_join_when_they_score_nearly_as_well_up_to_the_limits() -> None:
+    doc = _doc(LEAD_IN_TEXT)
+    units = split_units(doc)
+    best = next(i for i, u in enumerate(units) if doc.text[u.start:u.end].startswith("Empty the stomach"))
+    scores = np.zeros(len(units))
+    scores[best], scores[best + 1], scores[best - 1] = 0.8, 0.75, 0.1
+    first, last = SpanGrower(grow_ratio=0.9).grow(units, scores, best)
+    assert _texts(doc, units, first, last) == (
+        "Empty the stomach and give activated charcoal. There is no specific antidote to baclofen."
+    )
+    alone = SpanGrower(grow_ratio=0.99).grow(units, scores, best)
+    assert alone == (best, best)
+    tight = SpanGrower(max_chars=80, grow_ratio=0.9).grow(units, scores, best)
+    assert tight == (best, best)  # the two sentences together are longer than 80 characters
 
 
 def test_idf_weighted_coverage_counts_rare_terms_more() -> None:
@@ -71,55 +95,19 @@ def test_idf_weighted_coverage_counts_rare_terms_more() -> None:
     assert weights.known({"baclofen", "zebra"}) == {"baclofen"}
 
 
-def test_empty_passage_gives_no_span(embedder) -> None:
-    doc = _doc("Overdose\n\nSome text here that is long enough.\n")
-    extractor = SpanExtractor()
-    vector = embedder.embed(["x"])[0]
-    assert extractor.extract("x", vector, [_passage(doc, 0, 8, embedder)]) == [None]
-    assert isinstance(vector, np.ndarray)
+def test_units_from_the_whole_corpus_are_candidates_beside_the_passages_read(answerer: Answerer) -> None:
+    # A sentence is reachable even when the chunk it lies in is not among the passages read.
+    reading = answerer.read("What is the half-life of baclofen in the blood?")
+    features = reading.candidates.features
+    from qa_service.ranking import FEATURES
 
-
-def test_a_sentence_among_relevant_neighbours_beats_a_lone_look_alike() -> None:
-    from ingest.units import Unit
-
-    units = [Unit(i * 10, i * 10 + 9, paragraph=i, list_item=False, heading=False) for i in range(5)]
-    cos = np.array([0.61, 0.10, 0.10, 0.58, 0.55])
-    cov = np.zeros(5)
-    alone = SpanExtractor(neighbour_weight=0.0)._best_span(units, cos, cov, prior=0.0)
-    among = SpanExtractor(neighbour_weight=0.2)._best_span(units, cos, cov, prior=0.0)
-    assert alone.start == 0  # the single best-scoring sentence
-    assert among.start == 30  # the sentence whose neighbour also matches
-
-
-def test_a_lead_in_at_the_passage_end_takes_the_list_beyond_it(embedder) -> None:
-    text = "Some patients overdose. " + TEXT[TEXT.index("Symptoms of overdose:"):]
-    doc = _doc(text)
-    end = text.index(":") + 1  # the passage stops right after the lead-in
-    extractor = SpanExtractor()
-    question = "what are the symptoms of an overdose"
-    [span] = extractor.extract(question, embedder.embed([question])[0], [_passage(doc, 0, end, embedder)])
-    assert span.start < end < span.end
-    assert "Drowsiness" in text[span.start:span.end]
-
-
-def test_the_neighbour_rule_through_the_public_path(embedder) -> None:
-    # The same rule as above with real embeddings: a lone sentence that merely repeats
-    # the question's words loses to the answer whose neighbour is on the subject too.
-    sentences = [
-        "The half-life of baclofen is something many callers ask about.",
-        "The tablets are white and round.",
-        "They come in a plastic bottle of 50.",
-        "Baclofen leaves the blood with a half-life of 3 to 4 hours.",
-        "Most of a dose is excreted in the urine within 72 hours.",
-    ]
-    text = " ".join(sentences) + "\n"
-    doc = _doc(text)
-    question = "What is the half-life of baclofen?"
-    vector = embedder.embed([question])[0]
-
-    def best(neighbour_weight: float) -> str:
-        [span] = SpanExtractor(neighbour_weight=neighbour_weight).extract(question, vector, [_passage(doc, 0, len(text), embedder)])
-        return text[span.start:span.end]
-
-    assert best(0.0).startswith(sentences[0])
-    assert best(0.2).startswith(sentences[3])
+    unit_first = features[:, FEATURES.index("unit_first")]
+    passage_first = features[:, FEATURES.index("passage_first")]
+    assert (unit_first > 0).sum() == answerer.settings.unit_candidates
+    assert ((unit_first > 0) & (passage_first == 0)).any()
+    bundle = answerer.bundle
+    texts = []
+    for row in reading.candidates.rows.tolist():
+        unit = bundle.units[row]
+        texts.append(bundle.documents[bundle.doc_ids[unit["doc"]]].text[unit["start"]:unit["end"]])
+    assert any("2.5-4 h" in t for t in texts)  # the leaflet's "T1/2 in the blood is 2.5-4 h"

@@ -1,0 +1,137 @@
+"""Fit the answer ranker on the dev splits and choose the abstention threshold.
+
+    python eval/train_ranker.py [--shared ../shared/bench] [--write]
+
+Training rows are the candidate units the service reads for each question
+(``Answerer.read``: the units of the passages retrieval found and of the
+corpus-wide unit search), with the features of ``qa_service/ranking.py``.
+Labels: on the gold set's tune split, a unit is right when it overlaps an
+occurrence of one of the question's evidence strings (every unit of an
+unanswerable question is wrong); on COVID-QA's dev split, when it overlaps the
+gold answer span. The two sets weigh the same in the fit. The model is a
+logistic regression on standardised features (scikit-learn), so its output is
+a probability: it ranks the answers and is the confidence abstention uses.
+
+With --write the model replaces qa_service/data/ranker.json. The threshold
+table shows, on the tune split, the share of unanswerable questions declined
+and of answerable ones wrongly declined at each confidence threshold.
+Held-out and test splits are never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import REPO, build_service, load_covidqa  # noqa: E402
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from ingest.build import IndexBuilder  # noqa: E402
+from ingest.bundle import load_bundle  # noqa: E402
+from ingest.embedding import Embedder  # noqa: E402
+from qa_service.answering import Answerer  # noqa: E402
+from qa_service.evaluation import load_gold  # noqa: E402
+from qa_service.ranking import FEATURES, AnswerRanker  # noqa: E402
+from qa_service.settings import ServiceSettings  # noqa: E402
+
+THRESHOLDS = [0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
+
+
+def evidence_ranges(text: str, evidence: list[str]) -> list[tuple[int, int]]:
+    """Where each evidence string occurs in ``text`` (case and white space folded)."""
+    ranges = []
+    for item in evidence:
+        pattern = r"\s+".join(re.escape(word) for word in item.split())
+        ranges += [(m.start(), m.end()) for m in re.finditer(pattern, text, flags=re.IGNORECASE)]
+    return ranges
+
+
+def rows_for(answerer: Answerer, question: str, label) -> tuple[np.ndarray, np.ndarray, bool]:  # noqa: ANN001
+    """Feature rows and labels of one question's candidates; whether it was declined by rule."""
+    reading = answerer.read(question)
+    if reading.candidates is None:
+        return np.zeros((0, len(FEATURES))), np.zeros(0), True
+    bundle = answerer.bundle
+    labels = []
+    for row in reading.candidates.rows.tolist():
+        unit = bundle.units[row]
+        labels.append(label(bundle.doc_ids[unit["doc"]], int(unit["start"]), int(unit["end"])))
+    return reading.candidates.features, np.array(labels, dtype=float), False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench")
+    parser.add_argument("--write", action="store_true", help="Save the fitted model to qa_service/data/ranker.json")
+    parser.add_argument("--covid-limit", type=int, default=0, help="Use only this many COVID-QA dev questions (0: all)")
+    args = parser.parse_args()
+    embedder = Embedder(ServiceSettings().embed_model)
+
+    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
+    IndexBuilder(settings, embedder).build()
+    gold_answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    gold = [q for q in load_gold(REPO / "eval" / "gold.jsonl") if q.split == "tune"]
+    sets: dict[str, list[tuple[np.ndarray, np.ndarray, bool, bool]]] = {"gold": [], "covidqa": []}
+    for q in gold:
+        ranges = {
+            d: evidence_ranges(gold_answerer.bundle.documents[d].text, q.evidence) for d in gold_answerer.bundle.documents
+        } if q.answerable else {}
+
+        def label(doc_id: str, start: int, end: int, ranges=ranges) -> bool:  # noqa: ANN001
+            return any(a < end and start < b for a, b in ranges.get(doc_id, []))
+
+        X, y, by_rule = rows_for(gold_answerer, q.question, label)
+        sets["gold"].append((X, y, q.answerable, by_rule))
+
+    bench = load_covidqa(args.shared / "covidqa")
+    covid_answerer, _ = build_service(bench, embedder)
+    dev = [q for q in bench.questions if q.split == "dev"]
+    if args.covid_limit:
+        dev = dev[: args.covid_limit]
+    for q in dev:
+        X, y, by_rule = rows_for(covid_answerer, q.text, q.hit)
+        sets["covidqa"].append((X, y, True, by_rule))
+
+    Xs, ys, ws = [], [], []
+    for name, items in sets.items():
+        n_rows = sum(len(X) for X, *_ in items)
+        for X, y, *_ in items:
+            Xs.append(X)
+            ys.append(y)
+            ws.append(np.full(len(y), 1.0 / max(n_rows, 1)))
+    X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
+    w = w / w.mean()
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit((X - mean) / scale, y, sample_weight=w)
+    ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]))
+
+    print(f"rows: {len(y)} ({int(y.sum())} right); gold tune questions {len(sets['gold'])}, COVID-QA dev {len(sets['covidqa'])}")
+    print("| feature | weight (standardised) |\n|---|---|")
+    for name, c in sorted(zip(FEATURES, ranker.coef), key=lambda t: -abs(t[1])):
+        print(f"| {name} | {c:+.3f} |")
+    for name, items in sets.items():
+        top1 = [bool(len(y_) and y_[np.argmax(ranker(X_))]) for X_, y_, answerable, _ in items if answerable]
+        print(f"{name}: best unit right for {np.mean(top1):.3f} of {len(top1)} answerable questions (unit level, dev)")
+    print("\nthreshold trade-off on the gold tune split (best candidate's probability):")
+    print("| threshold | unanswerable declined | answerable declined |\n|---|---|---|")
+    for t in THRESHOLDS:
+        unans = [by_rule or not len(X_) or ranker(X_).max() < t for X_, _, answerable, by_rule in sets["gold"] if not answerable]
+        ans = [by_rule or not len(X_) or ranker(X_).max() < t for X_, _, answerable, by_rule in sets["gold"] if answerable]
+        print(f"| {t} | {np.mean(unans):.2f} | {np.mean(ans):.2f} |")
+    if args.write:
+        path = REPO / "qa_service" / "data" / "ranker.json"
+        path.write_text(ranker.to_json(comment="fitted by eval/train_ranker.py on the gold tune split and COVID-QA dev") + "\n",
+                        encoding="utf-8")
+        print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
