@@ -51,7 +51,8 @@ from qa_service.settings import ServiceSettings  # noqa: E402
 
 RETRIEVAL_METRICS = ["hit_rate@1", "hit_rate@3", "hit_rate@5", "hit_rate@10", "mrr@10"]
 LABELS = {"hit_rate@1": "R@1", "hit_rate@3": "R@3", "hit_rate@5": "R@5", "hit_rate@10": "R@10", "mrr@10": "MRR@10",
-          "answer_hit@1": "answer hit@1", "declined": "declined"}
+          "answer_hit@1": "answer hit@1", "answer_hit@3": "answer hit@3", "answer_mrr": "answer MRR",
+          "passage_hit@3": "passage hit@3", "passage_mrr@10": "passage MRR@10", "declined": "declined"}
 COLLAPSE_FROM = 50
 """Passage-level benchmarks: distinct documents are taken from this many top chunks."""
 
@@ -235,6 +236,62 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
     return {"benchmark": bench.name, "notes": bench.notes, "metrics": table, "info": info}
 
 
+def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
+    """The drug gold set: the service's answers and passages beside the plain dense pipeline's.
+
+    The plain pipeline's passages are its dense chunks; its answers are the
+    corpus's sentences (the bundle's answer units, embedded alone by the same
+    model) ranked by cosine alone: what "plain dense" means for answers.
+    """
+    from ingest.bundle import load_bundle
+    from qa_service.answering import Answerer
+    from qa_service.evaluation import contains_evidence, load_gold, run_gold
+
+    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
+    IndexBuilder(settings, embedder).build()
+    answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    gold = load_gold(REPO / "eval" / "gold.jsonl")
+    began = time.perf_counter()
+    results = run_gold(answerer, gold)
+    ask_ms = (time.perf_counter() - began) * 1000 / len(gold)
+    rows: dict[str, dict[str, list[list[bool]]]] = {"service": {"answers": [r.answer_hits for r in results],
+                                                                "passages": [r.passage_hits for r in results]}}
+    answerable = [q.answerable for q in gold]
+    if baselines:
+        plain = PlainBaselines(REPO / "corpus", embedder)
+        texts = {p.stem: p.read_text(encoding="utf-8") for p in (REPO / "corpus").glob("*.txt")}
+        dense = plain.dense_search([q.question for q in gold], 10)
+        bundle = answerer.bundle
+        unit_texts = [bundle.documents[bundle.doc_ids[u["doc"]]].text[u["start"]:u["end"]] for u in bundle.units]
+        sims = embedder.embed([q.question for q in gold]) @ np.asarray(bundle.unit_vectors).T
+        rows["dense"] = {
+            "passages": [[contains_evidence(texts[d][a:b], q.evidence) for d, a, b in ranked] for q, ranked in zip(gold, dense)],
+            "answers": [[contains_evidence(unit_texts[i], q.evidence) for i in np.argsort(-row)[:5]] for q, row in zip(gold, sims)],
+        }
+
+    def ranking(hits: list[list[bool]], k: int | None) -> tuple[float, float]:
+        firsts = [next((i + 1 for i, h in enumerate(row[: (k or 10)]) if h), None) for row in hits]
+        return (sum(f is not None for f in firsts) / len(firsts), sum(1.0 / f for f in firsts if f) / len(firsts))
+
+    table: dict = {}
+    for split in ("heldout", "tune", "all"):
+        chosen = [i for i, q in enumerate(gold) if q.answerable and (split == "all" or q.split == split)]
+        table[split] = {"questions": {"n": len(chosen)}}
+        for system, hits in rows.items():
+            answers = [hits["answers"][i] for i in chosen]
+            passages = [hits["passages"][i] for i in chosen]
+            table[split][system] = {
+                "answer_hit@1": ranking(answers, 1)[0],
+                "answer_hit@3": ranking(answers, 3)[0],
+                "answer_mrr": ranking(answers, 5)[1],
+                "passage_hit@3": ranking(passages, 3)[0],
+                "passage_mrr@10": ranking(passages, 10)[1],
+            }
+    info = {"service": {"ask_and_search_ms": round(ask_ms, 1)}, "note": "answerable questions only; abstention is in qa eval"}
+    del answerable
+    return {"benchmark": "gold", "notes": {}, "metrics": table, "info": info}
+
+
 def print_table(result: dict) -> None:
     print(f"\n## {result['benchmark']}")
     for split, rows in result["metrics"].items():
@@ -250,20 +307,23 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", choices=[*LOADERS, "all"], default="all")
+    parser.add_argument("--bench", choices=["gold", *LOADERS, "all"], default="all")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench", help="Folder holding the benchmarks")
     parser.add_argument("--no-ask", action="store_true", help="Skip the answer-span run (retrieval only)")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=None, help="Write each benchmark's figures as JSON here")
     args = parser.parse_args()
-    names = list(LOADERS) if args.bench == "all" else [args.bench]
+    names = ["gold", *LOADERS] if args.bench == "all" else [args.bench]
     embedder = Embedder(ServiceSettings().embed_model)
     for name in names:
-        folder = args.shared / name
-        if not (folder / "qrels.jsonl").exists():
-            sys.exit(f"error: no {name} benchmark at {folder} (pass --shared)")
         began = time.perf_counter()
-        result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines)
+        if name == "gold":
+            result = run_gold_benchmark(embedder, baselines=not args.no_baselines)
+        else:
+            folder = args.shared / name
+            if not (folder / "qrels.jsonl").exists():
+                sys.exit(f"error: no {name} benchmark at {folder} (pass --shared)")
+            result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines)
         result["info"]["total_seconds"] = round(time.perf_counter() - began)
         print_table(result)
         if args.out_dir:

@@ -19,6 +19,7 @@ from .abstention import UnknownSubjectDetector, confidence_label
 from .expansion import QueryExpander
 from .extraction import SpanGrower, TermWeights
 from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
+from .reranking import CrossEncoderReranker
 from .retrieval import Candidate, HybridRetriever, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import ServiceSettings
@@ -91,6 +92,7 @@ class Answerer:
         self.features = FeatureBuilder(bundle, {t: weights(t) for t in lexical.document_frequencies()})
         self.ranker = AnswerRanker.load(settings.ranker_model)
         self.grower = SpanGrower(grow_ratio=settings.grow_ratio)
+        self.reranker = CrossEncoderReranker(settings.rerank_model) if settings.rerank_model else None
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -200,6 +202,11 @@ class Answerer:
             span = Span(window[a].start, window[b].end, row)
             features = dict(zip(FEATURES, candidates.features[i].tolist()))
             scored.append(ScoredSpan(candidate, span, features, float(probability[i])))
+        if self.reranker is not None and scored:
+            head = scored[: self.settings.rerank_candidates]
+            texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
+            order = np.argsort(-self.reranker.scores(question, texts), kind="stable")
+            scored = [head[i] for i in order] + scored[len(head):]
         return Reading([], scored, candidates)
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:

@@ -16,12 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.bundle import BundleError, load_bundle
-from ingest.embedding import Embedder, ModelNotFoundError
 
 from . import __version__
 from .answering import Answerer, UnknownDocumentError
 from .feedback import FeedbackStore
+from .service import ServiceError, build_answerer
 from .schemas import (
     MAX_QUESTION_CHARS,
     MAX_TOP_K,
@@ -70,14 +69,12 @@ class ServiceState:
 
     def _load(self) -> None:
         try:
-            bundle = load_bundle(self.settings.index_dir, expected_model=self.settings.embed_model)
-            embedder = Embedder(bundle.manifest.embed_model, self.settings.embed_batch_size)
-            embedder.warm_up()
-            self.answerer = Answerer(bundle, embedder, self.settings)
+            self.answerer = build_answerer(self.settings)
+            bundle = self.answerer.bundle
             log.info(
                 "index loaded: %d documents, %d chunks", len(bundle.documents), len(bundle.chunks)
             )
-        except (BundleError, ModelNotFoundError) as exc:
+        except ServiceError as exc:
             self.error = str(exc)
             log.error("index not loaded: %s", exc)
 

@@ -126,15 +126,11 @@ def serve(
 
 
 def _answerer(settings: ServiceSettings):  # noqa: ANN202
-    from ingest.bundle import load_bundle
-    from ingest.embedding import Embedder
-
-    from .answering import Answerer
+    from .service import ServiceError, build_answerer
 
     try:
-        bundle = load_bundle(settings.index_dir, expected_model=settings.embed_model)
-        return Answerer(bundle, Embedder(bundle.manifest.embed_model, settings.embed_batch_size), settings)
-    except (BundleError, ModelNotFoundError) as exc:
+        return build_answerer(settings)
+    except ServiceError as exc:
         _fail(str(exc))
 
 

@@ -39,6 +39,14 @@ class ServiceSettings(IngestSettings):
         Path(__file__).parent / "data" / "synonyms.toml",
         description="TOML file of lay → clinical terms used to expand questions.",
     )
+    rerank_model: Path | None = Field(
+        None,
+        description=(
+            "A sentence-transformers CrossEncoder folder on disk that re-orders the answer candidates "
+            "(off by default: none ships here)."
+        ),
+    )
+    rerank_candidates: int = Field(20, ge=1, description="Answer candidates the cross-encoder re-orders.")
     ranker_model: Path = Field(
         Path(__file__).parent / "data" / "ranker.json",
         description="The learned answer ranker (refit with eval/train_ranker.py).",

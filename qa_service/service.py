@@ -1,0 +1,32 @@
+"""The one place that turns settings into a ready answerer: bundle, embedder, answerer.
+
+The API, the CLI, the evaluation scripts and the tests all build it here, so
+they load the same bundle the same way and refuse the same misconfigurations.
+"""
+
+from __future__ import annotations
+
+from ingest.bundle import BundleError, load_bundle
+from ingest.embedding import Embedder, ModelNotFoundError
+
+from .answering import Answerer
+from .reranking import RerankerError
+from .settings import ServiceSettings
+
+
+class ServiceError(Exception):
+    """The service can't be built from these settings; the message says what to do."""
+
+
+def build_answerer(settings: ServiceSettings, embedder: Embedder | None = None) -> Answerer:
+    """Load the bundle at ``settings.index_dir`` (refusing one of another model or format)
+    and build the answerer over it; ``embedder`` reuses an already loaded model."""
+    try:
+        bundle = load_bundle(settings.index_dir, expected_model=settings.embed_model)
+        embedder = embedder or Embedder(bundle.manifest.embed_model, settings.embed_batch_size)
+        embedder.warm_up()
+        return Answerer(bundle, embedder, settings)
+    except (BundleError, ModelNotFoundError, RerankerError) as exc:
+        raise ServiceError(str(exc)) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ServiceError(f"a data file of the service can't be read: {exc}") from None
