@@ -46,13 +46,15 @@ from ranx import Qrels, Run, evaluate  # noqa: E402
 
 from ingest.build import IndexBuilder  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
-from ingest.lexical import LexicalIndex, tokenize  # noqa: E402
+from ingest.analysis import terms as tokenize  # noqa: E402
+from ingest.lexical import LexicalIndex  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
 
 RETRIEVAL_METRICS = ["hit_rate@1", "hit_rate@3", "hit_rate@5", "hit_rate@10", "mrr@10"]
 LABELS = {"hit_rate@1": "R@1", "hit_rate@3": "R@3", "hit_rate@5": "R@5", "hit_rate@10": "R@10", "mrr@10": "MRR@10",
           "answer_hit@1": "answer hit@1", "answer_hit@3": "answer hit@3", "answer_mrr": "answer MRR",
-          "passage_hit@3": "passage hit@3", "passage_mrr@10": "passage MRR@10", "declined": "declined"}
+          "passage_hit@3": "passage hit@3", "passage_mrr@10": "passage MRR@10", "declined": "declined",
+          "answerable_declined": "answerable declined (sample)", "out_of_scope_declined": "out-of-scope declined"}
 COLLAPSE_FROM = 50
 """Passage-level benchmarks: distinct documents are taken from this many top chunks."""
 
@@ -222,6 +224,25 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
             c = response.answers[0].citation
             answers[q.id] = (q.hit(c.doc_id, c.start, c.end), False)
         info["service"]["ask_ms"] = round((time.perf_counter() - began) * 1000 / len(questions), 1)
+    abstention = {}
+    if ask and not bench.span_level:
+        # Abstention at scale: answerable questions (a sample of the test split) should be
+        # answered; the drug gold set's questions, about medicines this corpus never
+        # mentions, should be declined.
+        from qa_service.evaluation import load_gold
+
+        sample = [q for q in questions if q.split == "test"][::4]
+        began = time.perf_counter()
+        in_scope = [not answerer.ask(q.text, top_k=1).answered for q in sample]
+        info["service"]["ask_ms"] = round((time.perf_counter() - began) * 1000 / max(len(sample), 1), 1)
+        gold = load_gold(REPO / "eval" / "gold.jsonl")
+        out_of_scope = [not answerer.ask(q.question, top_k=1).answered for q in gold]
+        abstention = {
+            "answerable_declined": sum(in_scope) / len(in_scope),
+            "out_of_scope_declined": sum(out_of_scope) / len(out_of_scope),
+        }
+        info["abstention"] = {"answerable_sample": len(sample), "out_of_scope": len(gold),
+                              "out_of_scope_note": "the drug gold set's questions: baclofen is in no MedQuAD passage"}
     table: dict[str, dict[str, dict[str, float]]] = {}
     for split in bench.splits + ["all"]:
         chosen = [i for i, q in enumerate(questions) if split == "all" or q.split == split]
@@ -233,6 +254,8 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
             table[split]["service"]["answer_hit@1"] = sum(answers[q.id][0] for q in qs) / len(qs)
             table[split]["service"]["declined"] = sum(answers[q.id][1] for q in qs) / len(qs)
         table[split]["questions"] = {"n": len(qs)}
+    if abstention:
+        table["test"]["service"].update(abstention)
     return {"benchmark": bench.name, "notes": bench.notes, "metrics": table, "info": info}
 
 
@@ -292,6 +315,26 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     return {"benchmark": "gold", "notes": {}, "metrics": table, "info": info}
 
 
+RANKING_FIELDS = (
+    "embed_model", "chunk_size", "chunk_overlap", "retrieval_candidates", "fusion", "fusion_alpha", "rrf_k",
+    "reader_passages", "unit_candidates", "max_spans", "grow_ratio", "min_confidence", "source_confidence",
+    "unknown_drug_similarity",
+)
+
+
+def config_fingerprint(settings: ServiceSettings | None = None) -> str:
+    """A hash of everything that decides the figures: ranking settings, ranker weights, synonyms, fusion defaults."""
+    from qa_service.retrieval import ADAPTIVE_DEFAULTS
+
+    settings = settings or ServiceSettings()
+    digest = hashlib.sha256()
+    digest.update(json.dumps({f: str(getattr(settings, f)) for f in RANKING_FIELDS}, sort_keys=True).encode())
+    digest.update(json.dumps(ADAPTIVE_DEFAULTS, sort_keys=True).encode())
+    digest.update(Path(settings.ranker_model).read_bytes())
+    digest.update(Path(settings.synonyms_file).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def print_table(result: dict) -> None:
     print(f"\n## {result['benchmark']}")
     for split, rows in result["metrics"].items():
@@ -325,6 +368,7 @@ def main() -> None:
                 sys.exit(f"error: no {name} benchmark at {folder} (pass --shared)")
             result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines)
         result["info"]["total_seconds"] = round(time.perf_counter() - began)
+        result["config"] = config_fingerprint()
         print_table(result)
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,32 +1,20 @@
-"""The lexical (BM25) side of the index and the tokenizer that queries must share."""
+"""The lexical (BM25) side of the index; its terms come from the one analyser (analysis.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
 
-LEXICAL_VERSION = "bm25s-lucene-k0.9-b0.4-en-stem-v2"
+from .analysis import ANALYSER_VERSION, terms
+
+LEXICAL_VERSION = f"bm25s-lucene-k0.9-b0.4-{ANALYSER_VERSION}"
 # Anserini's defaults for passages, not Lucene's 1.2 / 0.75: on COVID-QA they
 # lift BM25 R@5 from 0.693 to 0.714 (docs/evaluation.md), and the neighbours
 # of this setting score alike, so it is no knife-edge.
 K1, B = 0.9, 0.4
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stop-word-free, stemmed tokens: the same for chunks and queries."""
-    return bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
 
 
 class LexicalIndex:
@@ -39,7 +27,7 @@ class LexicalIndex:
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         retriever = bm25s.BM25(method="lucene", k1=K1, b=B)
-        tokens = tokenize(texts)
+        tokens = terms(texts)
         # bm25s can't index an empty corpus or all-empty documents; a placeholder
         # token keeps rows aligned and never matches a query token.
         tokens = [row or ["\x00"] for row in tokens] or [["\x00"]]

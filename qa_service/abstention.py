@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from ingest.lexical import tokenize
-
-_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
+from ingest.analysis import content_words, terms as tokenize
 
 
 class UnknownSubjectDetector:
@@ -37,10 +33,7 @@ class UnknownSubjectDetector:
     @staticmethod
     def _content_words(question: str) -> list[str]:
         """Distinct words of the question that carry meaning (no stop words)."""
-        return [
-            word for word in dict.fromkeys(_WORD.findall(question))
-            if word.casefold() not in ENGLISH_STOP_WORDS and tokenize([word])[0]
-        ]
+        return content_words(question)
 
     def absent_words(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
         """Content words of the question, other than ``known`` ones, whose stems occur nowhere in the corpus."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from ingest.analysis import STOP_WORDS
 
 _NAME = r"[A-Za-z][A-Za-z0-9-]{2,}"
 # Words that follow a name without being one ("Baclosan tablets").
@@ -43,7 +43,7 @@ _PATTERNS = [
     ),
 ]
 _SEPARATORS = re.compile(r",|\band\b|\bor\b|/")
-_NOT_NAMES = frozenset(ENGLISH_STOP_WORDS) | {
+_NOT_NAMES = STOP_WORDS | {
     "tablet", "tablets", "capsule", "capsules", "drug", "drugs", "medicine", "medicines", "preparation",
     "preparations", "form", "forms", "rectal", "oral", "suppositories", "injection", "solution", "substance",
     "active", "ingredient", "brand", "brands", "name", "names", "generic", "analogues", "analogs", "such",

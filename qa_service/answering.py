@@ -245,6 +245,18 @@ class Answerer:
                 f"no passage answers the question with enough confidence (best {best:.2f}, "
                 f"needed {threshold:.2f})"
             )
+        # Once the question is answered, another document's best answer is heard at a
+        # lower bar: sources that disagree are shown side by side.
+        heard = {item.candidate.chunk.doc_id for item in kept}
+        for item in found:
+            doc_id = item.candidate.chunk.doc_id
+            if doc_id in heard or item.confidence < self.settings.source_confidence:
+                continue
+            if any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept):
+                continue
+            kept.append(item)
+            heard.add(doc_id)
+        kept.sort(key=lambda item: -item.confidence)
         # Every source heard: each document's best answer first, then the rest by confidence.
         seen: set[str] = set()
         leaders, others = [], []

@@ -49,6 +49,8 @@ class QuestionResult:
     answer_hits: list[bool]
     passage_hits: list[bool]
     answers: list[dict] = field(default_factory=list)
+    sources: dict[str, bool] | None = None
+    """For a question several documents answer: whether each one's words are among the answers."""
 
 
 METRICS = (
@@ -59,6 +61,7 @@ METRICS = (
     "passage_mrr@10",
     "unanswerable_declined",
     "answerable_declined",
+    "sources_heard",
 )
 
 
@@ -87,11 +90,13 @@ def summarize(results: list[QuestionResult]) -> dict[str, float]:
     unanswerable = [r for r in results if not r.question.answerable]
     answer = _ranking_metrics(answerable, "answer_hits", ["hit_rate@1", "hit_rate@3", "mrr"])
     passage = _ranking_metrics(answerable, "passage_hits", ["hit_rate@3", "mrr@10"])
+    several = [r for r in answerable if r.sources is not None]
     share = lambda items, pred: sum(map(pred, items)) / len(items) if items else float("nan")  # noqa: E731
     return {
         "questions": len(results),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
+        "several_sources": len(several),
         "answer_hit@1": answer["hit_rate@1"],
         "answer_hit@3": answer["hit_rate@3"],
         "answer_mrr": answer["mrr"],
@@ -99,6 +104,7 @@ def summarize(results: list[QuestionResult]) -> dict[str, float]:
         "passage_mrr@10": passage["mrr@10"],
         "unanswerable_declined": share(unanswerable, lambda r: not r.answered),
         "answerable_declined": share(answerable, lambda r: not r.answered),
+        "sources_heard": share(several, lambda r: all(r.sources.values())),
     }
 
 
@@ -107,6 +113,15 @@ def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> li
     for q in gold:
         response = answerer.ask(q.question, top_k=top_k)
         passages = answerer.search(q.question, k=10).results
+        sources = None
+        if q.answerable and len(q.docs) > 1:
+            texts = {d: _fold(answerer.bundle.documents[d].text) for d in q.docs if d in answerer.bundle.documents}
+            own = {d: [e for e in q.evidence if _fold(e) in text] for d, text in texts.items()}
+            sources = {
+                d: any(a.citation.doc_id == d and contains_evidence(a.text, own[d]) for a in response.answers)
+                for d in own if own[d]
+            }
+            sources = sources if len(sources) > 1 else None
         results.append(
             QuestionResult(
                 question=q,
@@ -114,6 +129,7 @@ def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> li
                 answer_hits=[contains_evidence(a.text, q.evidence) for a in response.answers],
                 passage_hits=[contains_evidence(p.text, q.evidence) for p in passages],
                 answers=[a.model_dump() for a in response.answers],
+                sources=sources,
             )
         )
     return results
@@ -178,7 +194,9 @@ class Floors(BaseModel):
             row = table[split]
             floors[split] = {}
             for metric in METRICS:
-                n = row["unanswerable"] if metric == "unanswerable_declined" else row["answerable"]
+                n = {"unanswerable_declined": row["unanswerable"], "sources_heard": row["several_sources"]}.get(
+                    metric, row["answerable"]
+                )
                 if not n:
                     continue
                 slack = margin_questions / n

@@ -12,23 +12,12 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import Stemmer
+from ingest.analysis import stems as _stems
 
 DEFAULT_SYNONYMS = Path(__file__).parent / "data" / "synonyms.toml"
 _WORD = re.compile(r"[\w'’-]+")
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-def _stems(text: str) -> tuple[str, ...]:
-    words = [w.replace("’", "'").strip("'-") for w in _WORD.findall(text.lower())]
-    return tuple(_stemmer().stemWord(w) for w in words if w)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ingest.lexical import tokenize
+from ingest.analysis import terms as tokenize
 from ingest.units import Unit
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.bundle import Bundle
-from ingest.lexical import tokenize
+from ingest.analysis import terms as tokenize
 from ingest.units import HEADING_FLAG, LEAD_IN_FLAG, LIST_FLAG
 
 DEFAULT_MODEL = Path(__file__).parent / "data" / "ranker.json"

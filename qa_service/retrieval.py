@@ -13,7 +13,7 @@ import numpy as np
 from ingest.bundle import Bundle
 from ingest.documents import Chunk
 from ingest.embedding import Embedder
-from ingest.lexical import tokenize
+from ingest.analysis import terms as tokenize
 
 
 class FusionMode(str, Enum):

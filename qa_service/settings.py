@@ -35,6 +35,15 @@ class ServiceSettings(IngestSettings):
         le=1.0,
         description="Answers below this confidence are not given (chosen on the gold tune split).",
     )
+    source_confidence: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Once a question is answered, each other document's best answer is shown when its confidence "
+            "reaches this (so disagreeing sources are seen side by side)."
+        ),
+    )
     synonyms_file: Path = Field(
         Path(__file__).parent / "data" / "synonyms.toml",
         description="TOML file of lay → clinical terms used to expand questions.",

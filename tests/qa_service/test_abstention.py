@@ -4,7 +4,9 @@ import pytest
 
 from qa_service.abstention import confidence_label
 from qa_service.answering import Answerer
-from qa_service.confidence import FEATURES, ConfidenceModel
+import numpy as np
+
+from qa_service.ranking import FEATURES, AnswerRanker
 
 
 @pytest.mark.parametrize(
@@ -37,13 +39,17 @@ def test_off_topic_question_is_declined(answerer: Answerer) -> None:
 
 
 def test_confidence_rises_with_evidence_and_falls_with_unknown_words() -> None:
-    model = ConfidenceModel.load()
-    base = {"cosine": 0.6, "coverage": 0.3, "prior": 0.6, "absent": 0.0}
-    assert 0.0 < model(base) < 1.0
-    assert model({**base, "coverage": 0.8}) > model(base)
-    assert model({**base, "cosine": 0.9}) > model(base)
-    assert model({**base, "absent": 0.5}) < model(base)
-    assert set(model.weights) == set(FEATURES)
+    ranker = AnswerRanker.load()
+    base = dict.fromkeys(FEATURES, 0.0)
+    base.update({"cosine": 0.5, "coverage": 0.3, "passage_cosine": 0.5, "neighbour": 0.4, "length": 4.5})
+
+    def p(**changes: float) -> float:
+        return float(ranker(np.array([[{**base, **changes}[f] for f in FEATURES]]))[0])
+
+    assert 0.0 < p() < 1.0
+    assert p(cosine=0.8) > p()
+    assert p(coverage=0.9) > p()
+    assert p(absent=0.5) < p()
 
 
 def test_every_answer_clears_the_threshold_and_is_labelled(answerer: Answerer) -> None:

@@ -3,25 +3,37 @@ from __future__ import annotations
 import pytest
 
 from qa_service.answering import Answerer
-from qa_service.retrieval import HybridRetriever, linear_fusion, reciprocal_rank_fusion
+import numpy as np
+
+from qa_service.retrieval import FusionMode, HybridRetriever, QueryFeatures, adaptive_alpha, fuse
 
 
 def test_reciprocal_rank_fusion_rewards_agreement() -> None:
-    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
-    assert sorted(fused, key=lambda i: -fused[i])[:2] == [1, 3]
-    assert fused[1] == pytest.approx(1 / 61 + 1 / 62)
-    assert fused[4] == pytest.approx(1 / 63)
+    dense, lexical = np.array([0.9, 0.8, 0.7, 0.1]), np.array([5.0, 0.0, 9.0, 2.0])
+    fused = fuse(FusionMode.RRF, dense, lexical, k=60)
+    assert fused[0] == pytest.approx(1 / 61 + 1 / 62)  # first dense, second BM25
+    assert fused[1] == pytest.approx(1 / 62)  # no BM25 match: the dense rank alone
+    assert list(np.argsort(-fused))[:2] == [0, 2]
 
 
 def test_linear_fusion_normalises_each_side() -> None:
-    fused = linear_fusion([7, 8, 9], dense=[0.9, 0.5, 0.1], lexical=[0.0, 10.0, 20.0], alpha=0.5)
-    assert fused == pytest.approx({7: 0.5, 8: 0.5, 9: 0.5})
-    dense_only = linear_fusion([7, 8], dense=[0.9, 0.5], lexical=[3.0, 3.0], alpha=0.5)
-    assert dense_only[7] > dense_only[8]
+    fused = fuse(FusionMode.LINEAR, np.array([0.9, 0.5, 0.1]), np.array([0.0, 10.0, 20.0]), alpha=0.5)
+    assert fused == pytest.approx([0.5, 0.5, 0.5])
+    dense_only = fuse(FusionMode.LINEAR, np.array([0.9, 0.5]), np.array([3.0, 3.0]), alpha=0.5)
+    assert dense_only[0] > dense_only[1]
+
+
+def test_adaptive_fusion_leans_on_bm25_only_when_its_best_match_covers_the_query() -> None:
+    weak = QueryFeatures(lexical_coverage=0.1, agreement=0.0, terms=3)
+    strong = QueryFeatures(lexical_coverage=0.95, agreement=0.0, terms=3)
+    assert adaptive_alpha(weak) > adaptive_alpha(strong)
+    dense, lexical = np.array([0.9, 0.2]), np.array([1.0, 8.0])
+    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, weak)) == 0
+    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, strong)) == 1
 
 
 def test_unknown_fusion_is_refused(answerer: Answerer) -> None:
-    with pytest.raises(ValueError, match="fusion"):
+    with pytest.raises(ValueError):
         HybridRetriever(answerer.bundle, answerer.embedder, fusion="max")
 
 
@@ -36,7 +48,7 @@ def test_a_paraphrase_is_found_by_the_dense_side(answerer: Answerer) -> None:
     assert any("overdos" in answerer.bundle.chunk_text(r.chunk).lower() for r in results)
 
 
-@pytest.mark.parametrize("fusion", ["linear", "rrf"])
+@pytest.mark.parametrize("fusion", ["adaptive", "linear", "rrf", "dense"])
 def test_doc_filter_restricts_both_sides(answerer: Answerer, fusion: str) -> None:
     retriever = HybridRetriever(answerer.bundle, answerer.embedder, fusion=fusion)
     results = retriever.search("half-life of baclofen", k=10, doc_ids=["baclosan-tablets-leaflet"])

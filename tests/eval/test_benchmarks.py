@@ -1,0 +1,44 @@
+"""The recorded benchmark figures (`make bench-quality` writes docs/bench/*.json):
+the shipped configuration is at least as good as the plain dense baseline of the
+same run, on every benchmark, split and metric, and the figures are current."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "eval"))
+from bench_quality import config_fingerprint  # noqa: E402
+
+BENCHMARKS = ["gold", "covidqa", "medquad"]
+LOWER_IS_BETTER = {"declined", "answerable_declined"}
+
+
+def _figures(name: str) -> dict:
+    path = REPO / "docs" / "bench" / f"{name}.json"
+    assert path.exists(), f"{path} is missing: run `make bench-quality`"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_the_figures_are_of_the_shipped_configuration(name: str) -> None:
+    assert _figures(name).get("config") == config_fingerprint(), (
+        f"docs/bench/{name}.json was measured with another ranking configuration: run `make bench-quality`"
+    )
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_the_service_is_at_least_as_good_as_plain_dense_everywhere(name: str) -> None:
+    worse = []
+    for split, systems in _figures(name)["metrics"].items():
+        service, dense = systems["service"], systems["dense"]
+        for metric in dense.keys() & service.keys():
+            if metric in LOWER_IS_BETTER:
+                continue
+            if service[metric] < dense[metric] - 1e-9:
+                worse.append(f"{split} {metric}: service {service[metric]:.3f} < dense {dense[metric]:.3f}")
+    assert not worse, "\n".join(worse)
