@@ -113,6 +113,24 @@ def main() -> None:
     model.fit((X - mean) / scale, y, sample_weight=w)
     ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]))
 
+    # Calibration for abstention, on the gold tune split only (the one set with questions
+    # the documents don't answer): each question's five best candidates, by the ranker's
+    # logit and the share of the question's words the corpus never uses.
+    absent = FEATURES.index("absent")
+    cal_X, cal_y = [], []
+    for X_, y_, answerable, _ in sets["gold"]:
+        if not len(X_):
+            continue
+        logits = ranker.logit(X_)
+        for i in np.argsort(-logits)[:5]:
+            cal_X.append([logits[i], X_[i, absent]])
+            cal_y.append(y_[i] if answerable else 0.0)
+    calibrator = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(cal_X), np.array(cal_y))
+    ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]),
+                          (float(calibrator.coef_[0][0]), float(calibrator.coef_[0][1]), float(calibrator.intercept_[0])))
+    print(f"calibration: confidence = sigmoid({ranker.calibration[0]:.3f} x logit {ranker.calibration[1]:+.3f} x absent "
+          f"{ranker.calibration[2]:+.3f})")
+
     print(f"rows: {len(y)} ({int(y.sum())} right); gold tune questions {len(sets['gold'])}, COVID-QA dev {len(sets['covidqa'])}")
     print("| feature | weight (standardised) |\n|---|---|")
     for name, c in sorted(zip(FEATURES, ranker.coef), key=lambda t: -abs(t[1])):

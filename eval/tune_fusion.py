@@ -14,6 +14,7 @@ their mean; the test split is never looked at here.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench")
     parser.add_argument("--split", default="dev", help="Benchmark split to tune on (gold: tune)")
+    parser.add_argument("--reuse-pools", action="store_true", help="Replay the pools cached by the last run")
     args = parser.parse_args()
+    cache = REPO / ".bench" / f"fusion-pools-{args.split}.pkl"
+    if args.reuse_pools and cache.exists():
+        with open(cache, "rb") as handle:
+            benches = pickle.load(handle)
+    else:
+        benches = collect(args)
+        with open(cache, "wb") as handle:
+            pickle.dump(benches, handle)
+    replay(benches, args.split)
+
+
+def collect(args: argparse.Namespace) -> dict:
     embedder = Embedder(ServiceSettings().embed_model)
     benches = {}
 
@@ -112,7 +126,11 @@ def main() -> None:
             return q.hit(c.doc_id, c.start, c.end)
 
         benches[name] = (pools_for(answerer, [(q.text, q) for q in questions], judge), not bench.span_level)
+    return benches
 
+
+def replay(benches: dict, split: str) -> None:
+    gold_split = "tune" if split == "dev" else "heldout"
     grid: list[tuple[str, dict]] = [("dense", {}), ("lexical", {})]
     grid += [("linear", {"alpha": a}) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]
     grid += [("rrf", {"k": k}) for k in (10, 60)]
@@ -124,7 +142,7 @@ def main() -> None:
         row = {b: evaluate(pools, rule, params, passage) for b, (pools, passage) in benches.items()}
         rows.append((rule, params, row))
     dense = rows[0][2]
-    print(f"split {args.split} (gold: {gold_split}); questions: " + ", ".join(f"{b} {len(p)}" for b, (p, _) in benches.items()))
+    print(f"split {split} (gold: {gold_split}); questions: " + ", ".join(f"{b} {len(p)}" for b, (p, _) in benches.items()))
     print("| rule | " + " | ".join(f"{b} R@1 / R@5 / MRR" for b in benches) + " | >= dense everywhere |")
     print("|---" * (len(benches) + 2) + "|")
     for rule, params, row in rows:

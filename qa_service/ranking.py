@@ -211,23 +211,36 @@ class AnswerRanker:
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    """(a, b, c): the answer's confidence is sigmoid(a * ranker logit + b * absent + c), fitted on
+    the gold tune split's best candidates, where questions the documents don't answer are."""
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> AnswerRanker:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if list(data["features"]) != list(FEATURES):
             raise ValueError(f"ranker {path} was fitted on other features; refit it with eval/train_ranker.py")
-        return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["intercept"]))
+        calibration = tuple(float(x) for x in data.get("calibration", (1.0, 0.0, 0.0)))
+        return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["intercept"]),
+                   calibration)  # type: ignore[arg-type]
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        """The ranker's score (log-odds that the unit holds the answer); ranks the candidates."""
         if not len(features):
             return np.zeros(0)
-        z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
+        return ((features - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated confidence in 0..1; the same order as :meth:`logit` within a question."""
+        if not len(features):
+            return np.zeros(0)
+        a, b, c = self.calibration
+        z = a * self.logit(features) + b * features[:, FEATURES.index("absent")] + c
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_json(self, **extra: object) -> str:
         return json.dumps(
             {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-             "coef": self.coef.tolist(), "intercept": self.intercept, **extra},
+             "coef": self.coef.tolist(), "intercept": self.intercept, "calibration": list(self.calibration), **extra},
             indent=1,
         )

@@ -19,11 +19,11 @@ from ingest.analysis import terms as tokenize
 class FusionMode(str, Enum):
     """How the dense and BM25 rankings become one.
 
-    ``adaptive`` (default) weighs BM25 by how well the best lexical match covers
-    the question's terms: a query whose rare terms a passage matches completely
-    (an expert's "DC-SIGNR in MTCT") leans on BM25, one whose terms are common
-    or only partly matched (a consumer's "what are the symptoms of ...") leans
-    on the embedding. ``linear`` mixes min-max normalised scores with a fixed
+    ``adaptive`` (default) weighs the two sides per query by how closely the
+    embedding matches its best passage: a consumer's "what are the symptoms of
+    ..." that a passage (and its title) matches closely leans on the embedding,
+    an expert's question full of rare exact terms ("DC-SIGNR in MTCT") that no
+    passage matches closely as a whole leans on BM25. ``linear`` mixes min-max normalised scores with a fixed
     weight, ``rrf`` is reciprocal rank fusion, ``dense`` ignores BM25.
     """
 
@@ -48,12 +48,11 @@ class Candidate:
 class QueryFeatures:
     """What the query and its two rankings say about which side to trust."""
 
-    lexical_coverage: float
-    """The best BM25 score as a share of the most the query's terms could score (0..1)."""
-    agreement: float
-    """Share of the dense top 10 that is also in the BM25 top 10."""
-    terms: int
-    """Query terms the corpus knows."""
+    dense_top: float
+    """The best cosine between the question and a chunk."""
+    lexical_coverage: float = 0.0
+    """The best BM25 score as a share of the most the query's terms could score (0..1);
+    measured as a fusion signal and found weaker than ``dense_top`` (docs/evaluation.md)."""
 
 
 @dataclass(frozen=True)
@@ -82,19 +81,20 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def adaptive_alpha(features: QueryFeatures, floor: float = 0.3, ceiling: float = 0.9, pivot: float = 0.5,
+def adaptive_alpha(features: QueryFeatures, floor: float = 0.3, ceiling: float = 1.0, pivot: float = 0.6,
                    steep: float = 10.0) -> float:
-    """Dense weight for a query: ``ceiling`` when BM25's best match covers little of the
-    query, falling to ``floor`` as it covers all of it (a logistic step at ``pivot``)."""
-    step = 1.0 / (1.0 + math.exp(-steep * (features.lexical_coverage - pivot)))
-    return ceiling - (ceiling - floor) * step
+    """Dense weight for a query, from ``floor`` to ``ceiling`` as the best dense match grows
+    closer than ``pivot`` (a logistic step): a question the embedding matches closely
+    leans on it, one it matches loosely leans on BM25's exact terms."""
+    return floor + (ceiling - floor) / (1.0 + math.exp(-steep * (features.dense_top - pivot)))
 
 
-ADAPTIVE_DEFAULTS = {"floor": 0.3, "ceiling": 0.9, "pivot": 0.5, "steep": 10.0}
+ADAPTIVE_DEFAULTS = {"floor": 0.3, "ceiling": 1.0, "pivot": 0.6, "steep": 10.0}
+"""Chosen on the dev splits of the gold set, COVID-QA and MedQuAD (eval/tune_fusion.py, docs/evaluation.md)."""
 FUSIONS = {
     "adaptive": [
         {"floor": f, "ceiling": c, "pivot": p, "steep": s}
-        for f in (0.2, 0.3, 0.4, 0.5) for c in (0.7, 0.8, 0.9, 1.0) for p in (0.3, 0.4, 0.5, 0.6, 0.7) for s in (10.0, 30.0)
+        for f in (0.2, 0.3, 0.4, 0.5) for c in (0.9, 1.0) for p in (0.5, 0.55, 0.6, 0.65, 0.7) for s in (5.0, 10.0, 20.0)
     ],
 }
 """Parameter grids that eval/tune_fusion.py replays on the dev splits."""
@@ -193,8 +193,7 @@ class HybridRetriever:
         terms = [t for t in tokens if t in self._idf]
         ceiling = sum(self._idf[t] for t in terms)
         top = float(lexical_pool.max()) if len(lexical_pool) else 0.0
-        overlap = len(set(dense_ids[:10].tolist()) & set(lexical_ids[:10].tolist())) / 10.0
-        features = QueryFeatures(min(1.0, top / ceiling) if ceiling else 0.0, overlap, len(set(terms)))
+        features = QueryFeatures(float(dense.max()) if len(dense) else 0.0, min(1.0, top / ceiling) if ceiling else 0.0)
         return Pool(ids, dense, lexical_pool, features)
 
     def search(

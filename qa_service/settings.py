@@ -36,7 +36,7 @@ class ServiceSettings(IngestSettings):
         description="Answers below this confidence are not given (chosen on the gold tune split).",
     )
     source_confidence: float = Field(
-        0.2,
+        0.1,
         ge=0.0,
         le=1.0,
         description=(

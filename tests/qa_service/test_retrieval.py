@@ -23,13 +23,13 @@ def test_linear_fusion_normalises_each_side() -> None:
     assert dense_only[0] > dense_only[1]
 
 
-def test_adaptive_fusion_leans_on_bm25_only_when_its_best_match_covers_the_query() -> None:
-    weak = QueryFeatures(lexical_coverage=0.1, agreement=0.0, terms=3)
-    strong = QueryFeatures(lexical_coverage=0.95, agreement=0.0, terms=3)
-    assert adaptive_alpha(weak) > adaptive_alpha(strong)
-    dense, lexical = np.array([0.9, 0.2]), np.array([1.0, 8.0])
-    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, weak)) == 0
-    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, strong)) == 1
+def test_adaptive_fusion_leans_on_the_embedding_when_it_matches_closely() -> None:
+    close, loose = QueryFeatures(dense_top=0.85), QueryFeatures(dense_top=0.35)
+    assert adaptive_alpha(close) > 0.9 and adaptive_alpha(loose) < 0.35
+    dense, lexical = np.array([0.85, 0.80]), np.array([1.0, 8.0])
+    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, close)) == 0  # the embedding's pick
+    dense = np.array([0.35, 0.30])
+    assert np.argmax(fuse(FusionMode.ADAPTIVE, dense, lexical, loose)) == 1  # BM25's pick
 
 
 def test_unknown_fusion_is_refused(answerer: Answerer) -> None:
