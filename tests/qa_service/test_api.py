@@ -85,8 +85,12 @@ def test_the_largest_accepted_question_and_top_k_are_answered(client: httpx.Clie
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["question"] == question and len(body["answers"]) <= 20
-    many = client.post("/v1/ask", json={"question": "What are the side effects?", "top_k": 20}).json()
-    assert len(many["answers"]) > 3  # top_k=20 gives more than the default three
+    # top_k=20 gives more than the default three where more answers clear the bar
+    broad = ["What are the side effects?", "What should be done in case of an overdose?", "How is baclofen taken?",
+             "Who should not take baclofen?", "What interacts with baclofen?"]
+    counts = {q: len(client.post("/v1/ask", json={"question": q, "top_k": 20}).json()["answers"]) for q in broad}
+    assert max(counts.values()) > 3, counts
+    assert all(len(client.post("/v1/ask", json={"question": q}).json()["answers"]) <= 3 for q in broad)
     assert client.get("/v1/search", params={"q": question, "k": 20}).status_code == 200
 
 
