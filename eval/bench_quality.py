@@ -183,12 +183,11 @@ class PlainBaselines:
 
 
 def build_service(bench: Benchmark, embedder: Embedder):  # noqa: ANN201 - qa_service.answering.Answerer
-    from ingest.bundle import load_bundle
-    from qa_service.answering import Answerer
+    from qa_service.service import build_answerer
 
     settings = ServiceSettings(corpus_dir=bench.corpus, index_dir=REPO / ".bench" / f"{bench.name}-index")
     report = IndexBuilder(settings, embedder).build()
-    return Answerer(load_bundle(settings.index_dir), embedder, settings), report
+    return build_answerer(settings, embedder), report
 
 
 def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baselines: bool = True) -> dict:
@@ -266,13 +265,12 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     corpus's sentences (the bundle's answer units, embedded alone by the same
     model) ranked by cosine alone: what "plain dense" means for answers.
     """
-    from ingest.bundle import load_bundle
-    from qa_service.answering import Answerer
     from qa_service.evaluation import contains_evidence, load_gold, run_gold
+    from qa_service.service import build_answerer
 
     settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
     IndexBuilder(settings, embedder).build()
-    answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    answerer = build_answerer(settings, embedder)
     gold = load_gold(REPO / "eval" / "gold.jsonl")
     began = time.perf_counter()
     results = run_gold(answerer, gold)

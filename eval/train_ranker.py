@@ -33,9 +33,9 @@ from bench_quality import REPO, build_service, load_covidqa  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from ingest.build import IndexBuilder  # noqa: E402
-from ingest.bundle import load_bundle  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
 from qa_service.answering import Answerer  # noqa: E402
+from qa_service.service import build_answerer  # noqa: E402
 from qa_service.evaluation import load_gold  # noqa: E402
 from qa_service.ranking import FEATURES, AnswerRanker  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
 
     settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
     IndexBuilder(settings, embedder).build()
-    gold_answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    gold_answerer = build_answerer(settings, embedder)
     gold = [q for q in load_gold(REPO / "eval" / "gold.jsonl") if q.split == "tune"]
     sets: dict[str, list[tuple[np.ndarray, np.ndarray, bool, bool]]] = {"gold": [], "covidqa": []}
     for q in gold:

@@ -103,13 +103,12 @@ def collect(args: argparse.Namespace) -> dict:
 
     # gold (tune split): a passage is a hit when it holds an evidence string
     from ingest.build import IndexBuilder
-    from ingest.bundle import load_bundle
-    from qa_service.answering import Answerer
+    from qa_service.service import build_answerer
 
     gold_split = "tune" if args.split == "dev" else "heldout"
     settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
     IndexBuilder(settings, embedder).build()
-    gold_answerer = Answerer(load_bundle(settings.index_dir), embedder, settings)
+    gold_answerer = build_answerer(settings, embedder)
     gold = [q for q in load_gold(REPO / "eval" / "gold.jsonl") if q.answerable and q.split == gold_split]
     bundle = gold_answerer.bundle
     benches["gold"] = (
