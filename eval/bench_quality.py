@@ -313,11 +313,24 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     return {"benchmark": "gold", "notes": {}, "metrics": table, "info": info}
 
 
-RANKING_FIELDS = (
-    "embed_model", "chunk_size", "chunk_overlap", "retrieval_candidates", "fusion", "fusion_alpha", "rrf_k",
-    "reader_passages", "unit_candidates", "max_spans", "grow_ratio", "min_confidence", "source_confidence",
-    "unknown_drug_similarity",
-)
+RANKING_FIELDS = {
+    # fingerprint key -> where the setting lives
+    "embed_model": "embed_model", "chunk_size": "chunk_size", "chunk_overlap": "chunk_overlap",
+    "retrieval_candidates": "retrieval.candidates", "fusion": "retrieval.fusion",
+    "fusion_alpha": "retrieval.fusion_alpha", "rrf_k": "retrieval.rrf_k",
+    "reader_passages": "answer.reader_passages", "context_units": "answer.context_units",
+    "unit_candidates": "answer.unit_candidates",
+    "max_spans": "answer.max_spans", "grow_ratio": "answer.grow_ratio", "min_confidence": "answer.min_confidence",
+    "source_confidence": "answer.source_confidence", "source_answers": "answer.source_answers",
+    "unknown_drug_similarity": "answer.unknown_drug_similarity",
+}
+
+
+def _setting(settings: ServiceSettings, path: str) -> object:
+    value: object = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def config_fingerprint(settings: ServiceSettings | None = None) -> str:
@@ -325,11 +338,12 @@ def config_fingerprint(settings: ServiceSettings | None = None) -> str:
     from qa_service.retrieval import ADAPTIVE_DEFAULTS
 
     settings = settings or ServiceSettings()
+    fields = {key: str(_setting(settings, path)) for key, path in RANKING_FIELDS.items()}
     digest = hashlib.sha256()
-    digest.update(json.dumps({f: str(getattr(settings, f)) for f in RANKING_FIELDS}, sort_keys=True).encode())
+    digest.update(json.dumps(fields, sort_keys=True).encode())
     digest.update(json.dumps(ADAPTIVE_DEFAULTS, sort_keys=True).encode())
-    digest.update(Path(settings.ranker_model).read_bytes())
-    digest.update(Path(settings.synonyms_file).read_bytes())
+    digest.update(Path(settings.answer.ranker_model).read_bytes())
+    digest.update(Path(settings.retrieval.synonyms_file).read_bytes())
     return digest.hexdigest()[:16]
 
 

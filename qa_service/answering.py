@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ingest.bundle import Bundle
@@ -22,7 +23,7 @@ from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .reranking import CrossEncoderReranker
 from .retrieval import Candidate, HybridRetriever, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
-from .settings import ServiceSettings
+from .settings import AnswerSettings, ServiceSettings
 
 
 class UnknownDocumentError(ValueError):
@@ -70,6 +71,43 @@ def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool
     return a.span.start < b.span.end and b.span.start < a.span.end
 
 
+def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str], settings: AnswerSettings) -> list[ScoredSpan]:
+    """The answers to give, in order; none when nothing reaches ``settings.min_confidence``.
+
+    Every answer from ``min_confidence`` is kept (duplicates dropped). Once the
+    question is answered, each other document is heard at a lower bar: its best
+    ``source_answers`` answers from ``source_confidence``, so sources that
+    disagree are shown side by side. Order: each document's best answer first
+    (by confidence), then the rest by confidence.
+    """
+    kept: list[ScoredSpan] = []
+
+    def fresh(item: ScoredSpan) -> bool:
+        return not any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept)
+
+    for item in found:
+        if item.confidence >= settings.min_confidence and fresh(item):
+            kept.append(item)
+    if not kept:
+        return []
+    heard = Counter(item.candidate.chunk.doc_id for item in kept)
+    for item in found:
+        doc_id = item.candidate.chunk.doc_id
+        if item.confidence >= settings.min_confidence or item.confidence < settings.source_confidence:
+            continue
+        if heard[doc_id] < settings.source_answers and fresh(item):
+            kept.append(item)
+            heard[doc_id] += 1
+    kept.sort(key=lambda item: -item.confidence)
+    seen: set[str] = set()
+    leaders, others = [], []
+    for item in kept:
+        doc_id = item.candidate.chunk.doc_id
+        (others if doc_id in seen else leaders).append(item)
+        seen.add(doc_id)
+    return leaders + others
+
+
 class Answerer:
     """Answers questions from one loaded bundle."""
 
@@ -78,21 +116,21 @@ class Answerer:
         self.embedder = embedder
         self.settings = settings
         self.retriever = HybridRetriever(
-            bundle, embedder, settings.retrieval_candidates, settings.fusion, settings.fusion_params()
+            bundle, embedder, settings.retrieval.candidates, settings.retrieval.fusion, settings.retrieval.fusion_params()
         )
         lexical = bundle.lexical
         # Lay words from the synonym file; brand <-> generic names from the documents.
         self.expander = QueryExpander.from_file(
-            settings.synonyms_file, names=find_aliases(document.text for document in bundle.documents.values())
+            settings.retrieval.synonyms_file, names=find_aliases(document.text for document in bundle.documents.values())
         )
         self.unknown_subjects = UnknownSubjectDetector(
-            lexical.vocabulary, embedder, settings.unknown_drug_similarity
+            lexical.vocabulary, embedder, settings.answer.unknown_drug_similarity
         )
         weights = TermWeights(lexical.document_frequencies(), lexical.num_docs)
         self.features = FeatureBuilder(bundle, {t: weights(t) for t in lexical.document_frequencies()})
-        self.ranker = AnswerRanker.load(settings.ranker_model)
-        self.grower = SpanGrower(grow_ratio=settings.grow_ratio)
-        self.reranker = CrossEncoderReranker(settings.rerank_model) if settings.rerank_model else None
+        self.ranker = AnswerRanker.load(settings.answer.ranker_model)
+        self.grower = SpanGrower(grow_ratio=settings.answer.grow_ratio)
+        self.reranker = CrossEncoderReranker(settings.answer.rerank_model) if settings.answer.rerank_model else None
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -148,6 +186,21 @@ class Answerer:
         top = top[np.argsort(-scores[top], kind="stable")]
         return {int(rows[i]): rank for rank, i in enumerate(top, start=1) if np.isfinite(scores[i])}
 
+    def _whole_paragraphs(self, lo: int, hi: int, first: int, last: int) -> tuple[int, int]:
+        """Widen the unit rows ``[lo, hi)`` of a passage to the paragraphs it cuts (at most
+        ``context_units`` more on each side): a chunk boundary must not hide the sentence
+        that finishes the thought ("... a coma develops. [chunk ends] There is no antidote ...")."""
+        if hi <= lo:
+            return lo, hi
+        paragraph = self.bundle.units["paragraph"]
+        extra = self.settings.answer.context_units
+        start, end = lo, hi
+        while start > first and lo - start < extra and paragraph[start - 1] == paragraph[lo]:
+            start -= 1
+        while end < last and end - hi < extra and paragraph[end] == paragraph[hi - 1]:
+            end += 1
+        return start, end
+
     def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
         """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
         expansion = self.expander.expand(question)
@@ -158,7 +211,7 @@ class Answerer:
         query = expansion.query
         query_vector = self.embedder.embed([query])[0]
         passages = self.retriever.search(
-            expansion.lexical_query, self.settings.reader_passages, doc_ids, query_vector=query_vector
+            expansion.lexical_query, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector
         )
         bundle = self.bundle
         units = bundle.units
@@ -166,24 +219,31 @@ class Answerer:
         passage_scores = {c.chunk.chunk_id: (float(norm[i]), i + 1) for i, c in enumerate(passages)}
         by_chunk = {c.chunk.chunk_id: c for c in passages}
         rows: set[int] = set()
+        read_with: dict[int, int] = {}  # a unit read as the context of a passage that does not hold it
         for c in passages:
-            first, _ = bundle.unit_range(c.chunk.doc_id)
+            first, last = bundle.unit_range(c.chunk.doc_id)
             lo, hi = bundle.unit_range(c.chunk.doc_id, c.chunk.start, c.chunk.end)
             if lo > first and units["end"][lo - 1] > c.chunk.start:
                 lo -= 1  # the sentence the passage starts inside of
             rows.update(range(lo, hi))
-        unit_ranks = self.unit_search(query_vector, doc_ids, self.settings.unit_candidates)
+            start, end = self._whole_paragraphs(lo, hi, first, last)
+            for row in (*range(start, lo), *range(hi, end)):
+                read_with.setdefault(row, c.chunk.chunk_id)
+                rows.add(row)
+        unit_ranks = self.unit_search(query_vector, doc_ids, self.settings.answer.unit_candidates)
         for row in unit_ranks:
             rows.add(row)
         rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
         ordered = np.array(sorted(rows), dtype=np.int64)
-        candidates = self.features.build(question, query_vector, ordered, passage_scores, unit_ranks, absent)
+        candidates = self.features.build(
+            question, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
+        )
         probability = self.ranker(candidates.features)
         score_of = dict(zip(ordered.tolist(), probability.tolist()))
 
         scored: list[ScoredSpan] = []
         covered: list[tuple[int, int]] = []  # unit rows already inside an answer span
-        for i in np.argsort(-probability, kind="stable")[: self.settings.max_spans]:
+        for i in np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]:
             row = int(ordered[i])
             if any(a <= row <= b for a, b in covered):
                 continue
@@ -203,7 +263,7 @@ class Answerer:
             features = dict(zip(FEATURES, candidates.features[i].tolist()))
             scored.append(ScoredSpan(candidate, span, features, float(probability[i])))
         if self.reranker is not None and scored:
-            head = scored[: self.settings.rerank_candidates]
+            head = scored[: self.settings.answer.rerank_candidates]
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
             order = np.argsort(-self.reranker.scores(question, texts), kind="stable")
             scored = [head[i] for i in order] + scored[len(head):]
@@ -231,41 +291,16 @@ class Answerer:
         def text_of(item: ScoredSpan) -> str:
             return documents[item.candidate.chunk.doc_id].text[item.span.start:item.span.end]
 
-        threshold = self.settings.min_confidence
-        kept: list[ScoredSpan] = []
-        for item in found:
-            if item.confidence < threshold:
-                continue
-            if any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept):
-                continue
-            kept.append(item)
-        if not kept:
+        threshold = self.settings.answer.min_confidence
+        chosen = select_answers(found, text_of, self.settings.answer)
+        if not chosen:
             best = max((item.confidence for item in found), default=0.0)
             return declined(
                 f"no passage answers the question with enough confidence (best {best:.2f}, "
                 f"needed {threshold:.2f})"
             )
-        # Once the question is answered, another document's best answer is heard at a
-        # lower bar: sources that disagree are shown side by side.
-        heard = {item.candidate.chunk.doc_id for item in kept}
-        for item in found:
-            doc_id = item.candidate.chunk.doc_id
-            if doc_id in heard or item.confidence < self.settings.source_confidence:
-                continue
-            if any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept):
-                continue
-            kept.append(item)
-            heard.add(doc_id)
-        kept.sort(key=lambda item: -item.confidence)
-        # Every source heard: each document's best answer first, then the rest by confidence.
-        seen: set[str] = set()
-        leaders, others = [], []
-        for item in kept:
-            doc_id = item.candidate.chunk.doc_id
-            (others if doc_id in seen else leaders).append(item)
-            seen.add(doc_id)
         answers = []
-        for item in (leaders + others)[:top_k]:
+        for item in chosen[:top_k]:
             chunk = item.candidate.chunk
             document = documents[chunk.doc_id]
             # A list the answer takes may run past the chunk: the passage holds it all.

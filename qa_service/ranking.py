@@ -52,7 +52,7 @@ _DURATION_A = re.compile(r"\b\d+([.,]\d+)?\s*(-|to|–)?\s*\d*\s*(hours?|h|hrs?|
 _AMOUNT_A = re.compile(r"\b\d+([.,]\d+)?\s*(-|to|–)?\s*\d*\s*(mg|g|ml|mcg|μg|µg|tablets?|capsules?|units?|%)", re.I)
 _INSTRUCTION_A = re.compile(
     r"\b(should|must|need to|take|give|stop|avoid|consult|contact|call|seek|use|do not|don't|empty|rinse|"
-    r"administer|treatment|therapy|recommended|is carried out|are carried out)\b", re.I
+    r"administer|treatment|therapy|recommended|(is|are|be) (carried out|performed|done|given|required))\b", re.I
 )
 
 
@@ -121,9 +121,13 @@ class FeatureBuilder:
         passage_scores: dict[int, tuple[float, int]],
         unit_ranks: dict[int, int],
         absent: float,
+        read_with: dict[int, int] | None = None,
     ) -> Candidates:
         """Features of the units ``rows``; ``passage_scores`` maps a read chunk to (normalised score, rank),
-        ``unit_ranks`` a unit found by the corpus-wide unit search to its rank."""
+        ``unit_ranks`` a unit found by the corpus-wide unit search to its rank, ``read_with`` a unit
+        read as context of a passage that does not hold it (the rest of a paragraph the chunk cuts)
+        to that passage."""
+        read_with = read_with or {}
         bundle = self.bundle
         units = bundle.units
         vectors = bundle.unit_vectors
@@ -170,6 +174,8 @@ class FeatureBuilder:
             # the chunk: a read passage if one holds the unit, else the best chunk that does
             holding = self.chunks_holding(doc_id, start)
             read = [c for c in holding.tolist() if c in passage_scores]
+            if not read and row in read_with:
+                read = [read_with[row]]
             if read:
                 chunk = max(read, key=lambda c: passage_scores[c][0])
                 p_score, p_rank = passage_scores[chunk]

@@ -1,4 +1,4 @@
-"""An optional cross-encoder that re-orders the answer candidates (``QA_RERANK_MODEL``).
+"""An optional cross-encoder that re-orders the answer candidates (``QA_ANSWER__RERANK_MODEL``).
 
 None ships on this machine and nothing is downloaded: a deployment that has a
 sentence-transformers ``CrossEncoder`` folder on disk (for instance an MS MARCO
@@ -23,7 +23,7 @@ class CrossEncoderReranker:
     def __init__(self, path: Path, batch_size: int = 32) -> None:
         path = Path(path).expanduser()
         if not path.is_dir():
-            raise RerankerError(f"rerank model {str(path)!r} is not a folder; set QA_RERANK_MODEL to a CrossEncoder folder on disk")
+            raise RerankerError(f"rerank model {str(path)!r} is not a folder; set QA_ANSWER__RERANK_MODEL to a CrossEncoder folder on disk")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 

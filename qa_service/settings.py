@@ -1,27 +1,54 @@
-"""Service settings: the ingest settings plus how to serve and answer (prefix ``QA_``)."""
+"""Service settings: the ingest settings plus how to serve and answer (prefix ``QA_``).
+
+Settings that decide the answers are grouped by concern: ``retrieval`` (finding
+passages) and ``answer`` (reading, ranking and deciding to answer). In the
+environment a group's field is ``QA_<GROUP>__<FIELD>``, e.g.
+``QA_ANSWER__MIN_CONFIDENCE=0.3`` or ``QA_RETRIEVAL__FUSION=rrf``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
 
 from ingest.settings import IngestSettings
 
 from .retrieval import FusionMode
 
+DATA = Path(__file__).parent / "data"
 
-class ServiceSettings(IngestSettings):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535, description="Port `qa serve` listens on (0: any free port, printed at start).")
-    retrieval_candidates: int = Field(40, ge=1, description="Candidates taken from each retriever before fusion.")
+
+class RetrievalSettings(BaseModel):
+    """How passages are found: dense and BM25 candidates, fused per query."""
+
+    candidates: int = Field(40, ge=1, description="Candidates taken from each retriever before fusion.")
     fusion: FusionMode = Field(
         FusionMode.ADAPTIVE,
         description="How dense and BM25 rankings are fused: adaptive (per query), linear, rrf or dense.",
     )
     fusion_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the dense side in linear fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    reader_passages: int = Field(6, ge=1, description="Top fused passages the span extractor reads.")
+    synonyms_file: Path = Field(
+        DATA / "synonyms.toml", description="TOML file of lay → clinical terms used to expand questions."
+    )
+
+    def fusion_params(self) -> dict[str, float]:
+        if self.fusion == FusionMode.LINEAR:
+            return {"alpha": self.fusion_alpha}
+        if self.fusion == FusionMode.RRF:
+            return {"k": self.rrf_k}
+        return {}
+
+
+class AnswerSettings(BaseModel):
+    """How answers are read, ranked and given (or declined)."""
+
+    reader_passages: int = Field(6, ge=1, description="Top fused passages whose answer units are read.")
+    context_units: int = Field(
+        3, ge=0, description="Units of a paragraph a passage cuts that are read with it, on each side (at most)."
+    )
     unit_candidates: int = Field(
         20, ge=0, description="Answer units taken from a search of every unit in the corpus, besides the passages' own."
     )
@@ -29,24 +56,8 @@ class ServiceSettings(IngestSettings):
     grow_ratio: float = Field(
         0.9, gt=0.0, description="A neighbour joins an answer span when it scores at least this share of the best unit."
     )
-    min_confidence: float = Field(
-        0.2,
-        ge=0.0,
-        le=1.0,
-        description="Answers below this confidence are not given (chosen on the gold tune split).",
-    )
-    source_confidence: float = Field(
-        0.1,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Once a question is answered, each other document's best answer is shown when its confidence "
-            "reaches this (so disagreeing sources are seen side by side)."
-        ),
-    )
-    synonyms_file: Path = Field(
-        Path(__file__).parent / "data" / "synonyms.toml",
-        description="TOML file of lay → clinical terms used to expand questions.",
+    ranker_model: Path = Field(
+        DATA / "ranker.json", description="The learned answer ranker (refit with eval/train_ranker.py)."
     )
     rerank_model: Path | None = Field(
         None,
@@ -56,10 +67,42 @@ class ServiceSettings(IngestSettings):
         ),
     )
     rerank_candidates: int = Field(20, ge=1, description="Answer candidates the cross-encoder re-orders.")
-    ranker_model: Path = Field(
-        Path(__file__).parent / "data" / "ranker.json",
-        description="The learned answer ranker (refit with eval/train_ranker.py).",
+    min_confidence: float = Field(
+        0.2, ge=0.0, le=1.0, description="Answers below this confidence are not given (chosen on the gold tune split)."
     )
+    source_confidence: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Once a question is answered, another document's answers are shown from this confidence "
+            "(so disagreeing sources are seen side by side)."
+        ),
+    )
+    source_answers: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Once a question is answered, each document's best answers are shown down to source_confidence, "
+            "up to this many per document (counting those above min_confidence)."
+        ),
+    )
+    unknown_drug_similarity: float = Field(
+        0.42,
+        description=(
+            "A question word absent from the corpus whose embedding is at least this close "
+            "to 'medication' names a medicine the documents don't cover: the question is declined."
+        ),
+    )
+
+
+class ServiceSettings(IngestSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="Port `qa serve` listens on (0: any free port, printed at start).")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     cors_origins: list[str] = Field(
         [],
         description=(
@@ -81,20 +124,5 @@ class ServiceSettings(IngestSettings):
     admin_token: str | None = Field(
         None, description="Bearer token for GET /v1/feedback; unset, the export is disabled."
     )
-    unknown_drug_similarity: float = Field(
-        0.42,
-        description=(
-            "A question word absent from the corpus whose embedding is at least this close "
-            "to 'medication' names a medicine the documents don't cover: the question is declined."
-        ),
-    )
-
-    def fusion_params(self) -> dict[str, float]:
-        if self.fusion == FusionMode.LINEAR:
-            return {"alpha": self.fusion_alpha}
-        if self.fusion == FusionMode.RRF:
-            return {"k": self.rrf_k}
-        return {}
-
     def feedback_path(self) -> Path:
         return self.feedback_db or Path(self.index_dir).parent / "feedback.sqlite3"

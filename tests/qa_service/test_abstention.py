@@ -54,7 +54,7 @@ def test_confidence_rises_with_evidence_and_falls_with_unknown_words() -> None:
 
 def test_every_answer_clears_the_threshold_and_is_labelled(answerer: Answerer) -> None:
     response = answerer.ask("What are the side effects of baclofen?", top_k=5)
-    threshold = answerer.settings.min_confidence
+    threshold = answerer.settings.answer.min_confidence
     assert response.answered
     for answer in response.answers:
         assert answer.score >= threshold

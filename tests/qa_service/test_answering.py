@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.embedding import Embedder
 from qa_service.answering import Answerer
+from qa_service.service import build_answerer
+from qa_service.settings import ServiceSettings
 
 
 def _norm(text: str) -> str:
@@ -18,6 +21,47 @@ def test_when_both_documents_answer_both_are_heard(answerer: Answerer) -> None:
     assert set(docs) == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
     # each document's best answer comes before any second answer of a document
     assert len(set(docs[:2])) == 2
+
+
+def test_each_document_says_what_to_do_about_an_overdose(answerer: Answerer) -> None:
+    # The leaflet's instruction ("... washing is performed") finishes the paragraph whose
+    # chunk ends at the symptoms; read with its paragraph, it is among the answers.
+    answers = answerer.ask("What should be done in case of an overdose?", top_k=5).answers
+    said = {doc: " ".join(a.text for a in answers if a.citation.doc_id == doc) for doc in
+            ("baclosan-tablets-leaflet", "baclofen-how-long-in-system")}
+    assert "symptomatic washing is performed" in said["baclosan-tablets-leaflet"]
+    assert "activated charcoal" in said["baclofen-how-long-in-system"]
+
+
+def test_a_passage_is_read_with_the_rest_of_the_paragraph_its_chunk_cuts(
+    answerer: Answerer, seed_settings: ServiceSettings, embedder: Embedder
+) -> None:
+    question = "What should be done in case of an overdose?"
+    document = answerer.bundle.documents["baclosan-tablets-leaflet"]
+    start = document.text.index("Specific antidote to the active substance")
+    lo, hi = answerer.bundle.unit_range(document.doc_id, start, start + 1)
+    row = next(r for r in range(lo - 1, hi + 1) if answerer.bundle.units["start"][r] == start)
+
+    def candidates(reader: Answerer) -> set[int]:
+        return set(reader.read(question).candidates.rows.tolist())
+
+    assert row in candidates(answerer)
+    chunk_only = seed_settings.model_copy(update={"answer": seed_settings.answer.model_copy(update={"context_units": 0})})
+    assert row not in candidates(build_answerer(chunk_only, embedder))  # the chunk boundary hid it
+
+
+def test_each_source_is_heard_with_up_to_its_best_answers(answerer: Answerer) -> None:
+    limit = answerer.settings.answer.source_answers
+    floor = answerer.settings.answer.source_confidence
+    for question in ("What is the maximum daily dose?", "Can it be taken during pregnancy?", "What are the side effects?"):
+        response = answerer.ask(question, top_k=20)
+        assert response.answered
+        for answer in response.answers:
+            assert answer.score >= floor
+        strong = answerer.settings.answer.min_confidence
+        for doc in {a.citation.doc_id for a in response.answers}:
+            weak = [a for a in response.answers if a.citation.doc_id == doc and a.score < strong]
+            assert not weak or len([a for a in response.answers if a.citation.doc_id == doc]) <= limit
 
 
 def test_half_life_questions_get_a_half_life_statement(answerer: Answerer) -> None:

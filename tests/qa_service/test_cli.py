@@ -167,7 +167,7 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
         QA_INDEX_DIR=str(seed_settings.index_dir),
         QA_CORS_ORIGINS='["https://portal.example"]',
         QA_FEEDBACK_DB=str(feedback_db),
-        QA_MIN_CONFIDENCE="0.99",
+        QA_ANSWER__MIN_CONFIDENCE="0.99",
         QA_ADMIN_TOKEN="env-token",
     )
     try:
@@ -179,7 +179,7 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
                 assert http.get("/healthz", headers={"Origin": origin}).headers.get("access-control-allow-origin") == origin
             for origin in ("https://elsewhere.example", "http://localhost.evil.example"):
                 assert "access-control-allow-origin" not in http.get("/healthz", headers={"Origin": origin}).headers
-            # QA_MIN_CONFIDENCE: a question answered at the default threshold is declined at 0.99
+            # QA_ANSWER__MIN_CONFIDENCE: a question answered at the default threshold is declined at 0.99
             body = http.post("/v1/ask", json={"question": "What is the maximum daily dose for adults?"}).json()
             assert body["answered"] is False and "needed 0.99" in body["reason"]
             # QA_FEEDBACK_DB and QA_ADMIN_TOKEN

@@ -103,7 +103,7 @@ def test_units_from_the_whole_corpus_are_candidates_beside_the_passages_read(ans
 
     unit_first = features[:, FEATURES.index("unit_first")]
     passage_first = features[:, FEATURES.index("passage_first")]
-    assert (unit_first > 0).sum() == answerer.settings.unit_candidates
+    assert (unit_first > 0).sum() == answerer.settings.answer.unit_candidates
     assert ((unit_first > 0) & (passage_first == 0)).any()
     bundle = answerer.bundle
     texts = []

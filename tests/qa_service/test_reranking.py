@@ -38,7 +38,9 @@ def test_a_cross_encoder_on_disk_reorders_the_answers(
     tiny_cross_encoder: Path, answerer: Answerer, seed_settings: ServiceSettings, embedder
 ) -> None:
     question = "What should be done in case of an overdose?"
-    settings = seed_settings.model_copy(update={"rerank_model": tiny_cross_encoder, "rerank_candidates": 50})
+    settings = seed_settings.model_copy(
+        update={"answer": seed_settings.answer.model_copy(update={"rerank_model": tiny_cross_encoder, "rerank_candidates": 50})}
+    )
     reranked = build_answerer(settings, embedder)
     assert isinstance(reranked.reranker, CrossEncoderReranker)
     spans = reranked.read(question).spans
@@ -54,9 +56,13 @@ def test_a_cross_encoder_on_disk_reorders_the_answers(
     assert response.answered and 1 <= len(response.answers) <= 3
 
 
+def with_reranker(settings: ServiceSettings, path: Path) -> ServiceSettings:
+    return settings.model_copy(update={"answer": settings.answer.model_copy(update={"rerank_model": path})})
+
+
 def test_a_missing_or_broken_rerank_model_is_a_clear_error(tmp_path: Path, seed_settings: ServiceSettings, embedder) -> None:
     with pytest.raises(ServiceError, match="not a folder"):
-        build_answerer(seed_settings.model_copy(update={"rerank_model": tmp_path / "nope"}), embedder)
+        build_answerer(with_reranker(seed_settings, tmp_path / "nope"), embedder)
     (tmp_path / "broken").mkdir()
     with pytest.raises(ServiceError, match="can't be loaded as a CrossEncoder"):
-        build_answerer(seed_settings.model_copy(update={"rerank_model": tmp_path / "broken"}), embedder)
+        build_answerer(with_reranker(seed_settings, tmp_path / "broken"), embedder)
