@@ -1,6 +1,6 @@
 """Retrieval and answer quality on the external benchmarks, beside plain baselines built in the same run.
 
-    python eval/bench_quality.py [--bench covidqa|medquad|all] [--shared ../shared/bench] [--out-dir docs/bench]
+    python eval/bench_quality.py [--bench gold|leaflets|covidqa|medquad|all] [--shared ../shared/bench] [--out-dir docs/bench]
 
 Each benchmark's documents are indexed with the project's own ingest (cached
 under .bench/, rebuilt when the settings or files change) and every question
@@ -16,7 +16,11 @@ the project's analyser).
   name, so that no article is in both.
 - MedQuAD (passage level): a result is a hit when it comes from one of the
   question's relevant passages (files); ranked results are collapsed to
-  distinct files (from the top 50 chunks), as the benchmark's README does.
+  distinct files (from the top 50 chunks), as the benchmark's README does;
+  focus@1: the top result is about the question's focus (its sidecar title).
+- leaflets: 30 generated leaflets of one template (eval/leaflets.py), asked
+  by brand, generic and misspelt name; answers must come from the named
+  medicine's own leaflet.
 
 Tune on dev; the test split is what is reported.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import os
 import sys
 import time
@@ -38,6 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "eval"))
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,7 +60,8 @@ RETRIEVAL_METRICS = ["hit_rate@1", "hit_rate@3", "hit_rate@5", "hit_rate@10", "m
 LABELS = {"hit_rate@1": "R@1", "hit_rate@3": "R@3", "hit_rate@5": "R@5", "hit_rate@10": "R@10", "mrr@10": "MRR@10",
           "answer_hit@1": "answer hit@1", "answer_hit@3": "answer hit@3", "answer_mrr": "answer MRR",
           "passage_hit@3": "passage hit@3", "passage_mrr@10": "passage MRR@10", "declined": "declined",
-          "answerable_declined": "answerable declined (sample)", "out_of_scope_declined": "out-of-scope declined"}
+          "answerable_declined": "answerable declined (sample)", "out_of_scope_declined": "out-of-scope declined",
+          "focus@1": "top result about the question's focus", "other_leaflet_answers": "answered from another medicine's leaflet"}
 COLLAPSE_FROM = 50
 """Passage-level benchmarks: distinct documents are taken from this many top chunks."""
 
@@ -124,6 +131,16 @@ def load_medquad(folder: Path) -> Benchmark:
 LOADERS = {"covidqa": load_covidqa, "medquad": load_medquad}
 
 
+def bench_focus(bench: Benchmark) -> dict[str, str]:
+    """Each passage's focus, from its sidecar title ("Keratoconus (GARD)" -> "keratoconus"):
+    the judge of whether a result is about what the question asks about."""
+    focus = {}
+    for meta in bench.corpus.glob("*.meta.json"):
+        title = json.loads(meta.read_text(encoding="utf-8")).get("title", "")
+        focus[_stem(meta.name[: -len(".meta.json")])] = re.sub(r"\s*\([^()]*\)\s*$", "", title).strip().casefold()
+    return focus
+
+
 def collapse(results: Sequence[Result], k: int = 10) -> list[Result]:
     """The first result of each distinct document, top ``k``."""
     seen: set[str] = set()
@@ -155,7 +172,7 @@ class PlainBaselines:
         splitter = RecursiveCharacterTextSplitter(chunk_size=600, chunk_overlap=100, add_start_index=True)
         self.chunks: list[Result] = []
         texts: list[str] = []
-        for path in sorted(corpus.glob("*.txt")):
+        for path in sorted([*corpus.glob("*.txt"), *corpus.glob("*.md")]):
             text = path.read_text(encoding="utf-8")
             for doc in splitter.create_documents([text]):
                 start = doc.metadata["start_index"]
@@ -242,6 +259,7 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
         }
         info["abstention"] = {"answerable_sample": len(sample), "out_of_scope": len(gold),
                               "out_of_scope_note": "the drug gold set's questions: baclofen is in no MedQuAD passage"}
+    focus = bench_focus(bench) if not bench.span_level else {}
     table: dict[str, dict[str, dict[str, float]]] = {}
     for split in bench.splits + ["all"]:
         chosen = [i for i, q in enumerate(questions) if split == "all" or q.split == split]
@@ -249,6 +267,11 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
         table[split] = {}
         for system, ranked in runs.items():
             table[split][system] = score(qs, [ranked[i] for i in chosen], RETRIEVAL_METRICS)
+            if focus:
+                table[split][system]["focus@1"] = sum(
+                    bool(ranked[i]) and focus.get(ranked[i][0][0]) in {focus.get(d) for d in questions[i].docs}
+                    for i in chosen
+                ) / len(chosen)
         if answers:
             table[split]["service"]["answer_hit@1"] = sum(answers[q.id][0] for q in qs) / len(qs)
             table[split]["service"]["declined"] = sum(answers[q.id][1] for q in qs) / len(qs)
@@ -317,7 +340,7 @@ RANKING_FIELDS = {
     # fingerprint key -> where the setting lives
     "embed_model": "embed_model", "chunk_size": "chunk_size", "chunk_overlap": "chunk_overlap",
     "retrieval_candidates": "retrieval.candidates", "fusion": "retrieval.fusion",
-    "fusion_alpha": "retrieval.fusion_alpha", "rrf_k": "retrieval.rrf_k",
+    "fusion_alpha": "retrieval.fusion_alpha", "rrf_k": "retrieval.rrf_k", "subject_query": "retrieval.subject_query",
     "reader_passages": "answer.reader_passages", "context_units": "answer.context_units",
     "unit_candidates": "answer.unit_candidates",
     "max_spans": "answer.max_spans", "grow_ratio": "answer.grow_ratio", "min_confidence": "answer.min_confidence",
@@ -360,20 +383,107 @@ def print_table(result: dict) -> None:
     print(json.dumps(result["info"], indent=1))
 
 
+LEAFLET_COUNT = 30
+UNSEEN_COUNT = 5
+
+
+def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
+    """Leaflets written to one template (eval/leaflets.py), asked by brand, generic and misspelt
+    name: is every answer from the named medicine's own leaflet? Plain dense answers are the
+    corpus's sentences by cosine alone, its passages its dense chunks. Out of scope: questions
+    about medicines no leaflet covers (real ones, and invented ones left out of the corpus)."""
+    import shutil
+
+    from leaflets import OUT_OF_SCOPE, medicines, questions, write_corpus
+
+    from qa_service.service import build_answerer
+
+    meds = medicines(LEAFLET_COUNT + UNSEEN_COUNT)
+    corpus, unseen = REPO / ".bench" / "leaflets-corpus", meds[LEAFLET_COUNT:]
+    meds = meds[:LEAFLET_COUNT]
+    shutil.rmtree(corpus, ignore_errors=True)
+    write_corpus(corpus, meds)
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=REPO / ".bench" / "leaflets-index")
+    IndexBuilder(settings, embedder).build()
+    answerer = build_answerer(settings, embedder)
+
+    def misspelt(text: str, name: str) -> str:
+        i = len(name) // 2
+        return text.replace(name, name[:i] + ("a" if name[i] != "a" else "e") + name[i + 1:])
+
+    asked = {
+        "brand": questions(meds),
+        "generic": questions(meds, generic=True),
+        "misspelt": [type(q)(misspelt(q.text, m.brand), q.doc_id, q.evidence, q.kind)
+                     for m in meds for q in questions([m])],
+    }
+    Hits = tuple[list[bool], list[bool], list[str]]  # answers right, passages right, answer doc ids
+
+    def service(q) -> Hits:  # noqa: ANN001
+        response = answerer.ask(q.text, top_k=3)
+        passages = answerer.search(q.text, k=10).results
+        return ([a.citation.doc_id == q.doc_id and q.evidence in a.text for a in response.answers],
+                [p.citation.doc_id == q.doc_id and q.evidence in p.text for p in passages],
+                [a.citation.doc_id for a in response.answers])
+
+    began = time.perf_counter()
+    runs: dict[str, dict[str, list[Hits]]] = {"service": {split: [service(q) for q in qs] for split, qs in asked.items()}}
+    ask_ms = (time.perf_counter() - began) * 1000 / sum(len(qs) for qs in asked.values())
+    if baselines:
+        plain = PlainBaselines(corpus, embedder)
+        texts = {p.stem: p.read_text(encoding="utf-8") for p in corpus.glob("*.md")}
+        bundle = answerer.bundle
+        units = [(bundle.doc_ids[u["doc"]], bundle.documents[bundle.doc_ids[u["doc"]]].text[u["start"]:u["end"]])
+                 for u in bundle.units]
+        runs["dense"] = {}
+        for split, qs in asked.items():
+            dense = plain.dense_search([q.text for q in qs], 10)
+            sims = embedder.embed([q.text for q in qs]) @ np.asarray(bundle.unit_vectors).T
+            rows = []
+            for q, ranked, row in zip(qs, dense, sims):
+                top = [units[i] for i in np.argsort(-row)[:3]]
+                rows.append(([d == q.doc_id and q.evidence in t for d, t in top],
+                             [d == q.doc_id and q.evidence in texts[d][a:b] for d, a, b in ranked],
+                             [d for d, _ in top]))
+            runs["dense"][split] = rows
+    out_of_scope = [*OUT_OF_SCOPE, *(q.text for q in questions(unseen))]
+    declined = [not answerer.ask(text).answered for text in out_of_scope]
+
+    table: dict = {}
+    for split in [*asked, "all"]:
+        table[split] = {"questions": {"n": sum(len(v) for k, v in asked.items() if split in (k, "all"))}}
+        for system, by_split in runs.items():
+            rows = [r for k, v in by_split.items() if split in (k, "all") for r in v]
+            own = [q.doc_id for k, qs in asked.items() if split in (k, "all") for q in qs]
+            table[split][system] = {
+                "answer_hit@1": sum(bool(a[:1]) and a[0] for a, _, _ in rows) / len(rows),
+                "answer_hit@3": sum(any(a[:3]) for a, _, _ in rows) / len(rows),
+                "passage_hit@3": sum(any(p[:3]) for _, p, _ in rows) / len(rows),
+                "other_leaflet_answers": sum(any(d != o for d in docs) for (_, _, docs), o in zip(rows, own)) / len(rows),
+            }
+    table["all"]["service"]["out_of_scope_declined"] = sum(declined) / len(declined)
+    info = {"service": {"ask_and_search_ms": round(ask_ms, 1)}, "leaflets": LEAFLET_COUNT,
+            "out_of_scope": len(out_of_scope),
+            "note": "other_leaflet_answers: share of questions with any of the top 3 answers from another medicine's leaflet"}
+    return {"benchmark": "leaflets", "notes": {}, "metrics": table, "info": info}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", choices=["gold", *LOADERS, "all"], default="all")
+    parser.add_argument("--bench", choices=["gold", "leaflets", *LOADERS, "all"], default="all")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench", help="Folder holding the benchmarks")
     parser.add_argument("--no-ask", action="store_true", help="Skip the answer-span run (retrieval only)")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=None, help="Write each benchmark's figures as JSON here")
     args = parser.parse_args()
-    names = ["gold", *LOADERS] if args.bench == "all" else [args.bench]
+    names = ["gold", "leaflets", *LOADERS] if args.bench == "all" else [args.bench]
     embedder = Embedder(ServiceSettings().embed_model)
     for name in names:
         began = time.perf_counter()
         if name == "gold":
             result = run_gold_benchmark(embedder, baselines=not args.no_baselines)
+        elif name == "leaflets":
+            result = run_leaflets_benchmark(embedder, baselines=not args.no_baselines)
         else:
             folder = args.shared / name
             if not (folder / "qrels.jsonl").exists():

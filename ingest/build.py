@@ -23,6 +23,7 @@ from .bundle import (
 from .chunking import CHUNKER_VERSION, SectionChunker
 from .corpus import Skipped, read_corpus
 from .documents import Chunk, Document
+from .subjects import assign_subjects
 from .embedding import Embedder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
@@ -160,6 +161,7 @@ class IndexBuilder:
             report.seconds = time.perf_counter() - began
             return report
 
+        documents = assign_subjects(documents)
         with BundleWriter(index_dir) as writer:
             writer.write_documents(documents)
             chunk_rows: list[tuple[Document, int, int, str | None]] = []

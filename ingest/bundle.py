@@ -3,7 +3,7 @@
 A bundle is a folder::
 
     manifest.json      format version, model, dimension, settings, per-document hashes
-    documents.jsonl    one document a line: metadata, sections and canonical text
+    documents.jsonl    one document a line: metadata, subjects, sections and canonical text
     chunks.jsonl       one chunk a line: document, section, start, end
     dense.faiss        inner-product FAISS index of unit vectors, row i = chunk i
     lexical/           BM25 index (bm25s), row i = chunk i
@@ -32,7 +32,7 @@ from .documents import Chunk, Document, Section, Span
 from .lexical import LexicalIndex
 from .units import UNIT_DTYPE
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 CHUNKS = "chunks.jsonl"
@@ -164,6 +164,7 @@ def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
             for line in handle:
                 row = json.loads(line)
                 row["sections"] = tuple(_section_from_json(s) for s in row["sections"])
+                row["subjects"] = tuple(row.get("subjects", ()))
                 documents[row["doc_id"]] = Document(**row)
         with open(index_dir / CHUNKS, encoding="utf-8") as handle:
             chunks = [Chunk(**json.loads(line)) for line in handle]

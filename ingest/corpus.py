@@ -3,11 +3,14 @@
 Metadata comes from an optional sidecar next to the file, named after it with
 ``.meta.json`` appended (``leaflet.pdf`` → ``leaflet.pdf.meta.json``)::
 
-    {"title": "Baclofen 10 mg tablets", "source": "https://example.org/leaflet"}
+    {"title": "Baclofen 10 mg tablets", "source": "https://example.org/leaflet",
+     "subjects": ["Baclofen", "Lioresal"]}
 
 Without a sidecar, the title is the one the format carries (HTML ``<title>``,
 PDF metadata, the first Markdown ``#`` heading) or else the first line of the
-text; the source is the file's path relative to the corpus folder.
+text; the source is the file's path relative to the corpus folder. ``subjects``
+(optional) names what the document is about; ingest adds the names it reads
+off the text and title (``ingest.subjects``).
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ def _read_sidecar(path: Path) -> tuple[dict, bytes]:
         isinstance(meta.get(key, ""), str) for key in ("title", "source")
     ):
         raise LoadError(f"its metadata file {sidecar.name} must be an object with string 'title' and 'source'")
+    subjects = meta.get("subjects", [])
+    if not isinstance(subjects, list) or not all(isinstance(s, str) and s.strip() for s in subjects):
+        raise LoadError(f"its metadata file {sidecar.name}: 'subjects' must be a list of names")
     return meta, raw
 
 
@@ -119,6 +125,7 @@ def read_document(source: SourceFile) -> Document:
         content_hash=content_hash,
         text=parsed.text,
         sections=split_sections(parsed.text, parsed.headings),
+        subjects=tuple(s.strip() for s in meta.get("subjects", [])),
     )
 
 

@@ -38,6 +38,8 @@ class Document:
     content_hash: str
     text: str
     sections: tuple[Section, ...] = field(default_factory=tuple)
+    subjects: tuple[str, ...] = ()
+    """What the document is about: its medicines' or its topic's names (``ingest.subjects``)."""
 
     def section_at(self, offset: int) -> Section | None:
         for section in self.sections:

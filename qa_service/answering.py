@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.bundle import Bundle
 from ingest.documents import Document
@@ -15,13 +16,14 @@ import numpy as np
 
 from ingest.units import HEADING_FLAG, unit_from_row
 
-from .aliases import find_aliases
+from ingest.subjects import other_names
 from .abstention import UnknownSubjectDetector, confidence_label
-from .expansion import QueryExpander
+from .expansion import Expansion, QueryExpander
 from .extraction import SpanGrower, TermWeights
 from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .reranking import CrossEncoderReranker
-from .retrieval import Candidate, HybridRetriever, minmax
+from .subjects import SubjectFinder, SubjectMatch
+from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import AnswerSettings, ServiceSettings
 
@@ -52,12 +54,26 @@ class ScoredSpan:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A question as each side searches it."""
+
+    dense: str
+    """What is embedded."""
+    lexical: str
+    """What BM25 searches for."""
+    ranking: str
+    """What the ranking features compare units with."""
+
+
+@dataclass(frozen=True)
 class Reading:
     """What the pipeline found for a question, before the decision to answer."""
 
     unknown_subjects: list[str]
     spans: list[ScoredSpan]
     """Best first (by the ranker's probability)."""
+    subjects: SubjectMatch = field(default_factory=SubjectMatch)
+    """The subjects the question names; the documents read were restricted to theirs."""
     candidates: Candidates | None = None
     """Every candidate unit with its features (for training and inspection)."""
 
@@ -121,7 +137,10 @@ class Answerer:
         lexical = bundle.lexical
         # Lay words from the synonym file; brand <-> generic names from the documents.
         self.expander = QueryExpander.from_file(
-            settings.retrieval.synonyms_file, names=find_aliases(document.text for document in bundle.documents.values())
+            settings.retrieval.synonyms_file, names=other_names(list(bundle.documents.values()))
+        )
+        self.subjects = SubjectFinder(
+            bundle.documents, lexical.vocabulary, lexical, [chunk.doc_id for chunk in bundle.chunks]
         )
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.answer.unknown_drug_similarity
@@ -150,13 +169,41 @@ class Answerer:
             end=end,
         )
 
+    def _follow_subjects(
+        self, question: str, doc_ids: Collection[str] | None
+    ) -> tuple[SubjectMatch, str, Collection[str] | None]:
+        """The subjects the question names, the question with misspelt names put right, and the
+        documents to read: those about the subjects, unless the caller chose documents."""
+        subjects = self.subjects.find(question)
+        for word, name in subjects.corrected.items():
+            question = re.sub(rf"\b{re.escape(word)}\b", name, question)
+        if subjects and doc_ids is None:
+            doc_ids = subjects.doc_ids
+        return subjects, question, doc_ids
+
+    def _query(self, question: str, expansion: Expansion, subjects: SubjectMatch) -> Query:
+        """The question as each side searches it (see :class:`SubjectQuery`)."""
+        mode = self.settings.retrieval.subject_query
+        narrowed = subjects and len(subjects.doc_ids) < len(self.bundle.documents)
+        names = subjects.words_in(question) if narrowed and mode != SubjectQuery.KEEP else []
+        if not names:
+            return Query(expansion.query, expansion.lexical_query, question)
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
+        without = " ".join(pattern.sub(" ", question).split())
+        lexical = self.expander.expand(without).query
+        dense = expansion.query
+        if mode == SubjectQuery.PRONOUN:
+            dense = self.expander.expand(" ".join(pattern.sub("it", question).split())).query
+        return Query(dense, lexical, without)
+
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         results = []
-        expansion = self.expander.expand(query)
-        query_vector = self.embedder.embed([expansion.query])[0]
-        for candidate in self.retriever.search(expansion.lexical_query, k, doc_ids, query_vector=query_vector):
+        subjects, query_text, doc_ids = self._follow_subjects(query, doc_ids)
+        searched = self._query(query_text, self.expander.expand(query_text), subjects)
+        query_vector = self.embedder.embed([searched.dense])[0]
+        for candidate in self.retriever.search(searched.lexical, k, doc_ids, query_vector=query_vector):
             chunk = candidate.chunk
             document = self.bundle.documents[chunk.doc_id]
             results.append(
@@ -166,7 +213,9 @@ class Answerer:
                     citation=self._citation(document, chunk.start, chunk.end),
                 )
             )
-        return SearchResponse(query=query, results=results, took_ms=(time.perf_counter() - began) * 1000)
+        return SearchResponse(
+            query=query, subjects=subjects.names, results=results, took_ms=(time.perf_counter() - began) * 1000
+        )
 
     def unit_search(self, query_vector: np.ndarray, doc_ids: Collection[str] | None, k: int) -> dict[int, int]:
         """The ``k`` answer units closest to the question in the whole corpus (or in ``doc_ids``): row -> rank."""
@@ -203,15 +252,16 @@ class Answerer:
 
     def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
         """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
+        subjects, question, doc_ids = self._follow_subjects(question, doc_ids)
         expansion = self.expander.expand(question)
         unknown = self.unknown_subjects.find(question, expansion.known_words)
         if unknown:
-            return Reading(unknown, [])
+            return Reading(unknown, [], subjects)
         absent = self.unknown_subjects.absent_share(question, expansion.known_words)
-        query = expansion.query
-        query_vector = self.embedder.embed([query])[0]
+        query = self._query(question, expansion, subjects)
+        query_vector = self.embedder.embed([query.dense])[0]
         passages = self.retriever.search(
-            expansion.lexical_query, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector
+            query.lexical, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector
         )
         bundle = self.bundle
         units = bundle.units
@@ -236,7 +286,7 @@ class Answerer:
         rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
         ordered = np.array(sorted(rows), dtype=np.int64)
         candidates = self.features.build(
-            question, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
+            query.ranking, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
         )
         probability = self.ranker(candidates.features)
         score_of = dict(zip(ordered.tolist(), probability.tolist()))
@@ -267,22 +317,40 @@ class Answerer:
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
             order = np.argsort(-self.reranker.scores(question, texts), kind="stable")
             scored = [head[i] for i in order] + scored[len(head):]
-        return Reading([], scored, candidates)
+        return Reading([], scored, subjects, candidates)
+
+    def _several_subjects_notice(self, doc_ids: list[str]) -> str | None:
+        """When a question names no subject and its answers come from documents about
+        different ones (no subject in common), say so: the reader must pick the right one."""
+        docs = list(dict.fromkeys(doc_ids))
+        for i, a in enumerate(docs):
+            for b in docs[i + 1:]:
+                if self.subjects.same_subject(a, b) is False:
+                    names = [self.subjects.subjects_of(d)[0] for d in docs if self.subjects.subjects_of(d)]
+                    return (
+                        "No medicine was named: these answers come from documents about different ones ("
+                        + ", ".join(dict.fromkeys(names)) + ")."
+                    )
+        return None
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
+
+        subjects: list[str] = []
 
         def declined(reason: str) -> AskResponse:
             return AskResponse(
                 question=question,
                 answered=False,
                 reason=reason,
+                subjects=subjects,
                 answers=[],
                 took_ms=(time.perf_counter() - began) * 1000,
             )
 
         reading = self.read(question, doc_ids)
+        subjects = reading.subjects.names
         if reading.unknown_subjects:
             return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}")
         found = reading.spans
@@ -317,6 +385,8 @@ class Answerer:
         return AskResponse(
             question=question,
             answered=True,
+            subjects=subjects,
+            notice=None if subjects else self._several_subjects_notice([a.citation.doc_id for a in answers]),
             answers=answers,
             took_ms=(time.perf_counter() - began) * 1000,
         )

@@ -271,7 +271,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
 
     @app.get("/v1/documents", response_model=list[DocumentSummary], tags=["documents"], responses=ERRORS)
     def documents() -> list[DocumentSummary]:
-        """Every indexed document: id, title, source, length and section titles."""
+        """Every indexed document: id, title, source, length, section titles and subjects."""
         return [_summary(d) for d in state.require().bundle.documents.values()]
 
     @app.get("/v1/documents/{doc_id}", response_model=DocumentDetail, tags=["documents"], responses=ERRORS)
@@ -293,4 +293,5 @@ def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Do
         format=document.format,
         length=len(document.text),
         sections=[s.title for s in document.sections if s.title],
+        subjects=list(document.subjects),
     )

@@ -33,6 +33,22 @@ class FusionMode(str, Enum):
     DENSE = "dense"
 
 
+class SubjectQuery(str, Enum):
+    """What becomes of the names in a question once retrieval is narrowed to the documents about them
+    (some of the corpus, not all of it: where every document is about the named medicine, nothing is).
+
+    Within those documents the names tell nothing apart, yet they weigh most (rare
+    words): "What is orlistat used for?" would find "The active substance is
+    orlistat." ``drop`` leaves them out of the lexical query and the ranking
+    features, ``pronoun`` also puts "it" in their place for the embedding,
+    ``keep`` searches with them.
+    """
+
+    KEEP = "keep"
+    DROP = "drop"
+    PRONOUN = "pronoun"
+
+
 @dataclass(frozen=True)
 class Candidate:
     chunk: Chunk

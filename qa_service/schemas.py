@@ -50,6 +50,13 @@ class AskResponse(BaseModel):
     question: str
     answered: bool
     reason: str | None = Field(None, description="Why the question was declined, when it was.")
+    subjects: list[str] = Field(
+        default_factory=list,
+        description="Medicines or topics the question names that documents are about; the results come from those documents.",
+    )
+    notice: str | None = Field(
+        None, description="A caution for the reader, e.g. that no medicine was named and the answers are about several."
+    )
     answers: list[Answer]
     took_ms: float
 
@@ -62,6 +69,10 @@ class SearchResult(BaseModel):
 
 class SearchResponse(BaseModel):
     query: str
+    subjects: list[str] = Field(
+        default_factory=list,
+        description="Medicines or topics the question names that documents are about; the results come from those documents.",
+    )
     results: list[SearchResult]
     took_ms: float
 
@@ -73,6 +84,7 @@ class DocumentSummary(BaseModel):
     format: str
     length: int
     sections: list[str]
+    subjects: list[str] = Field(default_factory=list, description="What the document is about: its medicines' or topic's names.")
 
 
 class DocumentDetail(DocumentSummary):

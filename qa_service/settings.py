@@ -15,7 +15,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ingest.settings import IngestSettings
 
-from .retrieval import FusionMode
+from .retrieval import FusionMode, SubjectQuery
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,6 +32,14 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     synonyms_file: Path = Field(
         DATA / "synonyms.toml", description="TOML file of lay → clinical terms used to expand questions."
+    )
+    subject_query: SubjectQuery = Field(
+        SubjectQuery.DROP,
+        description=(
+            "Once the documents are narrowed to the subjects a question names, what becomes of the names in "
+            "the query: keep, drop (from the lexical side and the ranking features) or pronoun (drop, and "
+            "'it' in their place for the embedding)."
+        ),
     )
 
     def fusion_params(self) -> dict[str, float]:

@@ -306,7 +306,7 @@
     if (!data || typeof data.answered !== 'boolean' || !Array.isArray(data.answers)) {
       return renderError(turn, question, UNREADABLE);
     }
-    if (data.answered && data.answers.length) return renderAnswers(question, data.answers);
+    if (data.answered && data.answers.length) return renderAnswers(question, data.answers, data);
     return renderDeclined(data.reason);
   }
 
@@ -329,7 +329,7 @@
     ]);
   }
 
-  function renderAnswers(question, answers) {
+  function renderAnswers(question, answers, data) {
     const groups = new Map();
     for (const answer of answers) {
       const docId = String(answer.citation.doc_id);
@@ -337,6 +337,13 @@
       groups.get(docId).push(answer);
     }
     const container = el('div', { class: 'turn-answers' });
+    const subjects = Array.isArray(data && data.subjects) ? data.subjects.map(String) : [];
+    if (subjects.length) {
+      // The medicines the question named: the answers come only from documents about them.
+      container.append(el('p', { class: 'subjects-note', text: `About ${subjects.join(' and ')}: answers from the documents about ${subjects.length > 1 ? 'them' : 'it'}.` }));
+    } else if (data && data.notice) {
+      container.append(el('p', { class: 'subjects-note warning', role: 'note', text: String(data.notice) }));
+    }
     if (groups.size > 1) {
       container.append(el('p', {
         class: 'sources-note', text: `${groups.size} documents answer this; each source is shown separately.`,

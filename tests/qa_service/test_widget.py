@@ -208,6 +208,9 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     words = set(re.findall(r"\w+", expected["text"].lower()))
     assert marks and set(marks) <= words  # only words of the answer are marked
     assert set(marks) & {"baclofen", "system", "stay", "long"}  # ... and they are the question's
+    # the medicine the question names is said
+    assert body["subjects"]
+    expect(answers.locator(".subjects-note")).to_contain_text(body["subjects"][0])
     # answers of one document sit in one group
     docs = {a["citation"]["doc_id"] for a in body["answers"]}
     expect(answers.locator(".source-group")).to_have_count(len(docs))
@@ -222,6 +225,8 @@ def test_ask_and_see_an_answer_with_its_citation(page: Page, api: LiveServer) ->
     second = last_turn_answers(page)
     expect(second.locator(".source-group")).to_have_count(2)
     expect(second.locator(".sources-note")).to_contain_text("2 documents")
+    assert both["subjects"] == [] and both["notice"] is None  # no medicine named; both pages are about baclofen
+    expect(second.locator(".subjects-note")).to_have_count(0)
 
     if os.environ.get("QA_WIDGET_SCREENSHOT"):  # `make screenshot` refreshes docs/widget.png
         page.locator("#drugqa-widget .panel").screenshot(path=os.environ["QA_WIDGET_SCREENSHOT"])

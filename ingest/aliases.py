@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ingest.analysis import STOP_WORDS
+from .analysis import STOP_WORDS
 
 _NAME = r"[A-Za-z][A-Za-z0-9-]{2,}"
 # Words that follow a name without being one ("Baclosan tablets").

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa_service.aliases import find_aliases
+from ingest.aliases import find_aliases
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 

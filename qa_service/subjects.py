@@ -1,0 +1,141 @@
+"""The medicines or topics a question names, and the documents about them.
+
+Each document's subjects are read at ingest (``ingest.subjects``). A question
+names a subject when it holds all of the subject's search terms ("xenical";
+"high blood pressure"), or, for a one-word name, a word the corpus never uses
+that is a near spelling of it ("zenical" for Xenical, "entreso" for Entresto;
+rapidfuzz's ratio). Of overlapping matches the longer wins: "diabetes
+insipidus" over "diabetes".
+
+Questions about how medicines act together ("can I take Xenical with
+warfarin?") also reach the documents that merely mention the named medicines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from ingest.analysis import content_words, terms, words
+from ingest.documents import Document
+from ingest.lexical import LexicalIndex
+from ingest.subjects import is_rare_word, subject_terms
+
+MIN_FUZZY_LENGTH = 5
+FUZZY_SCORE = 80.0
+"""rapidfuzz ratio (0-100) from which an unknown word is taken for a one-word name: one letter
+wrong or missing in a name of six or more letters ("zenical" / "xenical" scores 85.7)."""
+FUZZY_MARGIN = 5.0
+"""The nearest name must beat the next by this much, or the word is taken for no name."""
+_INTERACTION = re.compile(
+    r"\b(interact\w*|together|combin\w*|at the same time|along with|alongside|mix\w*|same day as)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class SubjectMatch:
+    """What a question is about, as far as the documents' subjects tell."""
+
+    names: list[str] = field(default_factory=list)
+    """The subjects named, as the documents write them ("Xenical")."""
+    doc_ids: list[str] = field(default_factory=list)
+    """Documents about them (and, for an interaction question, documents that mention them)."""
+    corrected: dict[str, str] = field(default_factory=dict)
+    """Question words taken for a misspelt name → that name."""
+    terms: frozenset[str] = frozenset()
+    """The search terms of the names."""
+
+    def words_in(self, question: str) -> list[str]:
+        """The words of ``question`` that name the subjects."""
+        return [w for w in dict.fromkeys(words(question)) if (t := terms([w])[0]) and set(t) <= self.terms]
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+
+class SubjectFinder:
+    """Finds the subjects a question names among those of a bundle's documents."""
+
+    def __init__(self, documents: Mapping[str, Document], vocabulary: frozenset[str], lexical: LexicalIndex | None = None,
+                 chunk_docs: list[str] | None = None) -> None:
+        self.vocabulary = vocabulary
+        self.lexical = lexical
+        self.chunk_docs = np.array(chunk_docs or [], dtype=object)
+        self._docs: dict[tuple[str, ...], list[str]] = {}
+        self._name: dict[tuple[str, ...], str] = {}
+        self._by_term: dict[str, set[tuple[str, ...]]] = {}
+        self._of_doc: dict[str, set[tuple[str, ...]]] = {}
+        single: dict[str, tuple[str, ...]] = {}
+        for doc_id, document in documents.items():
+            for subject in document.subjects:
+                key = subject_terms(subject)
+                if not key:
+                    continue
+                self._docs.setdefault(key, []).append(doc_id)
+                self._name.setdefault(key, subject)
+                self._of_doc.setdefault(doc_id, set()).add(key)
+                for term in key:
+                    self._by_term.setdefault(term, set()).add(key)
+                words = subject.split()
+                if len(key) == 1 and len(words) == 1 and len(subject) >= MIN_FUZZY_LENGTH:
+                    single.setdefault(subject.casefold(), key)
+        self._single = single
+        self._single_names = list(single)
+
+    def subjects_of(self, doc_id: str) -> list[str]:
+        """A document's subjects, as written."""
+        return [self._name[key] for key in sorted(self._of_doc.get(doc_id, ()))]
+
+    def same_subject(self, a: str, b: str) -> bool | None:
+        """Whether two documents share a subject (None when either has none)."""
+        sa, sb = self._of_doc.get(a), self._of_doc.get(b)
+        if not sa or not sb:
+            return None
+        return bool(sa & sb)
+
+    def _misspelt(self, question: str) -> dict[str, tuple[str, ...]]:
+        """Question words the corpus lacks that are near spellings of a one-word name."""
+        found: dict[str, tuple[str, ...]] = {}
+        if not self._single_names:
+            return found
+        for word in content_words(question):
+            if len(word) < MIN_FUZZY_LENGTH or any(t in self.vocabulary for t in terms([word])[0]):
+                continue
+            if not is_rare_word(word):
+                continue
+            best = process.extract(word.casefold(), self._single_names, scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=2)
+            # Two names about as near ("zoriaizia": Zorarizia or Zorivizia?) is no match: never guess.
+            if best and (len(best) == 1 or best[0][1] - best[1][1] >= FUZZY_MARGIN):
+                found[word] = self._single[best[0][0]]
+        return found
+
+    def find(self, question: str) -> SubjectMatch:
+        question_terms = set(terms([question])[0])
+        matched = {
+            key
+            for term in question_terms
+            for key in self._by_term.get(term, ())
+            if all(t in question_terms for t in key)
+        }
+        misspelt = self._misspelt(question)
+        matched |= set(misspelt.values())
+        # The longest match wins: "diabetes insipidus" over "diabetes".
+        matched = {key for key in matched if not any(set(key) < set(other) for other in matched)}
+        if not matched:
+            return SubjectMatch()
+        keys = sorted(matched, key=lambda k: self._name[k].casefold())
+        doc_ids = list(dict.fromkeys(d for key in keys for d in self._docs[key]))
+        if _INTERACTION.search(question) and self.lexical is not None and len(self.chunk_docs):
+            mentioned = {t for key in keys for t in key}
+            scores = self.lexical.scores(sorted(mentioned))
+            doc_ids += [d for d in dict.fromkeys(self.chunk_docs[np.flatnonzero(scores > 0)].tolist()) if d not in doc_ids]
+        return SubjectMatch(
+            names=[self._name[key] for key in keys],
+            doc_ids=doc_ids,
+            corrected={word: self._name[key] for word, key in misspelt.items()},
+            terms=frozenset(t for key in keys for t in key),
+        )

@@ -1,0 +1,146 @@
+"""The medicine a question names decides which leaflets answer.
+
+A corpus of leaflets written to one template (eval/leaflets.py), differing only
+in their medicines' names and facts: every answer to a question about one
+medicine must come from its own leaflet, whatever the wording, by brand or
+generic name, misspelt, or next to a second medicine.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest.build import IndexBuilder
+from ingest.embedding import Embedder
+from qa_service.answering import Answerer
+from qa_service.api import create_app
+from qa_service.service import build_answerer
+from qa_service.settings import ServiceSettings
+from tests.conftest import REPO, LiveServer
+
+sys.path.insert(0, str(REPO / "eval"))
+from leaflets import OUT_OF_SCOPE, Medicine, medicines, questions, write_corpus  # noqa: E402
+
+COUNT = 6
+
+
+@pytest.fixture(scope="module")
+def meds() -> list[Medicine]:
+    return medicines(COUNT)
+
+
+@pytest.fixture(scope="module")
+def leaflet_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, meds: list[Medicine]) -> ServiceSettings:
+    root = tmp_path_factory.mktemp("leaflets")
+    write_corpus(root / "corpus", meds)
+    settings = ServiceSettings(corpus_dir=root / "corpus", index_dir=root / "index")
+    IndexBuilder(settings, embedder).build()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def leaflets(leaflet_settings: ServiceSettings, embedder: Embedder) -> Answerer:
+    return build_answerer(leaflet_settings, embedder)
+
+
+def _misspell(name: str) -> str:
+    """One letter in the middle replaced, as a caller typing by ear might."""
+    i = len(name) // 2
+    return name[:i] + ("a" if name[i] != "a" else "e") + name[i + 1:]
+
+
+def test_ingest_reads_each_leaflets_names(leaflets: Answerer, meds: list[Medicine]) -> None:
+    for med in meds:
+        subjects = {s.casefold() for s in leaflets.bundle.documents[med.doc_id].subjects}
+        assert {med.brand.casefold(), med.generic.casefold()} <= subjects
+
+
+@pytest.mark.parametrize("form", ["brand", "generic", "misspelt"])
+def test_every_answer_comes_from_the_named_medicines_own_leaflet(
+    leaflets: Answerer, meds: list[Medicine], form: str
+) -> None:
+    asked = questions(meds, generic=form == "generic")
+    if form == "misspelt":
+        asked = [
+            type(q)(q.text.replace(med.brand, _misspell(med.brand)), q.doc_id, q.evidence, q.kind)
+            for med in meds for q in asked if q.doc_id == med.doc_id
+        ]
+    right = 0
+    for q in asked:
+        response = leaflets.ask(q.text, top_k=3)
+        # not one answer from another medicine's leaflet
+        assert [a.citation.doc_id for a in response.answers] == [q.doc_id] * len(response.answers), q.text
+        med = next(m for m in meds if m.doc_id == q.doc_id)
+        assert response.subjects and response.subjects[0].casefold() in {med.brand.casefold(), med.generic.casefold()}
+        right += any(q.evidence in a.text for a in response.answers)
+    # and the leaflet's own answering sentence is among the answers for most questions
+    assert right / len(asked) >= 0.7
+
+
+def test_a_question_naming_two_medicines_hears_both(leaflets: Answerer, meds: list[Medicine]) -> None:
+    a, b = meds[0], meds[1]
+    response = leaflets.ask(f"Can I take {a.brand} and {b.brand} together?", top_k=5)
+    assert sorted(response.subjects) == sorted([a.brand, b.brand])
+    assert {x.citation.doc_id for x in response.answers} <= {a.doc_id, b.doc_id}
+    search = leaflets.search(f"How should {a.brand} and {b.brand} be stored?", k=10)
+    assert {r.citation.doc_id for r in search.results} == {a.doc_id, b.doc_id}
+
+
+def test_a_medicine_the_leaflets_do_not_cover_is_declined(leaflets: Answerer) -> None:
+    for question in OUT_OF_SCOPE:
+        response = leaflets.ask(question)
+        assert not response.answered, question
+        assert response.subjects == []
+
+
+def test_without_a_named_medicine_the_answer_says_so(leaflets: Answerer) -> None:
+    response = leaflets.ask("What if I forget to take a dose?", top_k=3)
+    assert response.subjects == []
+    docs = {a.citation.doc_id for a in response.answers}
+    if len(docs) > 1:  # answers from several leaflets: the reader is told no medicine was named
+        assert response.notice and "No medicine was named" in response.notice
+    else:
+        assert response.notice is None
+
+
+def test_the_api_lists_subjects_and_says_which_were_recognised(
+    leaflet_settings: ServiceSettings, meds: list[Medicine]
+) -> None:
+    med = meds[2]
+    with LiveServer(create_app(leaflet_settings)) as live:
+        listed = {d["doc_id"]: d["subjects"] for d in httpx.get(f"{live.url}/v1/documents", timeout=30).json()}
+        assert med.brand in listed[med.doc_id]
+        body = httpx.post(f"{live.url}/v1/ask", json={"question": f"how do i store {med.brand.lower()}?"}, timeout=60).json()
+        assert body["subjects"] == [med.brand]
+        assert {a["citation"]["doc_id"] for a in body["answers"]} == {med.doc_id}
+        found = httpx.get(f"{live.url}/v1/search", params={"q": f"{med.generic} storage"}, timeout=60).json()
+        assert found["subjects"] == [med.generic]
+        assert {r["citation"]["doc_id"] for r in found["results"]} == {med.doc_id}
+
+
+def test_the_seed_documents_share_their_medicine(answerer: Answerer) -> None:
+    # Brand and generic joined: both pages are about baclofen, so a question naming
+    # either name still hears both, and no "different medicines" notice is given.
+    for name in ("baclofen", "Baclosan"):
+        response = answerer.ask(f"What is the maximum daily dose of {name}?", top_k=5)
+        assert response.subjects
+        assert {a.citation.doc_id for a in response.answers} == {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
+        assert response.notice is None
+
+
+def test_a_sidecar_can_declare_subjects(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Take one tablet daily with water. Store below 25 degrees.\n", encoding="utf-8")
+    (corpus / "a.txt.meta.json").write_text('{"title": "Leaflet", "source": "x", "subjects": ["Quorvex"]}', encoding="utf-8")
+    (corpus / "b.txt").write_text("Take two tablets daily with food. Store in a fridge.\n", encoding="utf-8")
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    IndexBuilder(settings, embedder).build()
+    reader = build_answerer(settings, embedder)
+    assert reader.bundle.documents["a"].subjects == ("Quorvex",)
+    found = reader.search("how do I store quorvex", k=5)
+    assert found.subjects == ["Quorvex"] and {r.citation.doc_id for r in found.results} == {"a"}
