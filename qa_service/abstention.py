@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from rapidfuzz import fuzz, process
 from wordfreq import zipf_frequency
 
 from ingest.analysis import content_words, terms as tokenize
 
 
 NAME_ZIPF = 2.0
-"""Below this Zipf frequency (once in 100 million words) a word is taken for a name."""
+"""Below this Zipf frequency (once in 100 million words) a word is taken for a name..."""
+TYPO_SCORE = 85.0
+"""...unless its stem is this near (rapidfuzz ratio) to one the corpus uses: a misspelling."""
 
 
 class UnknownSubjectDetector:
@@ -34,6 +37,7 @@ class UnknownSubjectDetector:
         self.threshold = threshold
         self.prototype = prototype
         self._prototype_vector: np.ndarray | None = None
+        self._vocabulary_list: list[str] | None = None
 
     @staticmethod
     def _content_words(question: str) -> list[str]:
@@ -60,8 +64,9 @@ class UnknownSubjectDetector:
         A word the corpus never uses is such a name when its embedding is close to
         "medication" (ibuprofen, metformin) or when it is a name at all: a word of
         four letters or more that general English hardly knows (wordfreq Zipf below
-        2: "Quixomex", "orlistat", "keratoconus"; "dizzy" is 3.6). A question about a
-        medicine no document covers is not answered from another medicine's leaflet.
+        2: "Quixomex", "orlistat", "keratoconus"; "dizzy" is 3.6) and no misspelling of
+        a word the corpus uses ("challege", "carageenan"). A question about a medicine
+        no document covers is not answered from another medicine's leaflet.
         """
         candidates = self.absent_words(question, known)
         if not candidates:
@@ -71,8 +76,17 @@ class UnknownSubjectDetector:
         similarity = self.embedder.embed(candidates) @ self._prototype_vector
         return [
             word for word, sim in zip(candidates, similarity)
-            if sim >= self.threshold or (len(word) >= 4 and zipf_frequency(word, "en") < NAME_ZIPF)
+            if sim >= self.threshold or (self._looks_like_a_name(word))
         ]
+
+    def _looks_like_a_name(self, word: str) -> bool:
+        """Rare in general English, and no misspelling of a word the corpus uses ("challege")."""
+        if len(word) < 4 or zipf_frequency(word, "en") >= NAME_ZIPF:
+            return False
+        if self._vocabulary_list is None:
+            self._vocabulary_list = sorted(self.vocabulary)
+        stem = tokenize([word])[0]
+        return not stem or process.extractOne(stem[0], self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=TYPO_SCORE) is None
 
 
 def confidence_label(confidence: float, threshold: float) -> str:

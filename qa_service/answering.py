@@ -76,6 +76,8 @@ class Reading:
     """The subjects the question names; the documents read were restricted to theirs."""
     candidates: Candidates | None = None
     """Every candidate unit with its features (for training and inspection)."""
+    ambiguous: str | None = None
+    """Why the question can't be read: a name as near to two subjects as to one."""
 
 
 def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool:
@@ -253,6 +255,9 @@ class Answerer:
     def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
         """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
         subjects, question, doc_ids = self._follow_subjects(question, doc_ids)
+        if subjects.ambiguous:
+            word, names = next(iter(subjects.ambiguous.items()))
+            return Reading([], [], subjects, ambiguous=f"'{word}' could be {' or '.join(names)}: which one is meant?")
         expansion = self.expander.expand(question)
         unknown = self.unknown_subjects.find(question, expansion.known_words)
         if unknown:
@@ -353,6 +358,8 @@ class Answerer:
         subjects = reading.subjects.names
         if reading.unknown_subjects:
             return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}")
+        if reading.ambiguous:
+            return declined(reading.ambiguous)
         found = reading.spans
         documents = self.bundle.documents
 

@@ -5,7 +5,10 @@ names a subject when it holds all of the subject's search terms ("xenical";
 "high blood pressure"), or, for a one-word name, a word the corpus never uses
 that is a near spelling of it ("zenical" for Xenical, "entreso" for Entresto;
 rapidfuzz's ratio). Of overlapping matches the longer wins: "diabetes
-insipidus" over "diabetes".
+insipidus" over "diabetes". Only a name that picks out its documents (most
+documents that use it are about it) narrows anything: in a corpus of virology
+articles, "adenovirus" in one title does not make that article the only one
+that answers about adenoviruses.
 
 Questions about how medicines act together ("can I take Xenical with
 warfarin?") also reach the documents that merely mention the named medicines.
@@ -29,6 +32,8 @@ MIN_FUZZY_LENGTH = 5
 FUZZY_SCORE = 80.0
 """rapidfuzz ratio (0-100) from which an unknown word is taken for a one-word name: one letter
 wrong or missing in a name of six or more letters ("zenical" / "xenical" scores 85.7)."""
+DISTINCTIVE_SHARE = 0.5
+"""A subject narrows retrieval when at least this share of the documents using its name are about it."""
 FUZZY_MARGIN = 5.0
 """The nearest name must beat the next by this much, or the word is taken for no name."""
 _INTERACTION = re.compile(
@@ -48,6 +53,8 @@ class SubjectMatch:
     """Question words taken for a misspelt name → that name."""
     terms: frozenset[str] = frozenset()
     """The search terms of the names."""
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    """Question words as near to two names as to one → those names."""
 
     def words_in(self, question: str) -> list[str]:
         """The words of ``question`` that name the subjects."""
@@ -84,6 +91,7 @@ class SubjectFinder:
                 if len(key) == 1 and len(words) == 1 and len(subject) >= MIN_FUZZY_LENGTH:
                     single.setdefault(subject.casefold(), key)
         self._single = single
+        self._mentions: dict[tuple[str, ...], int] = {}
         self._single_names = list(single)
 
     def subjects_of(self, doc_id: str) -> list[str]:
@@ -97,21 +105,44 @@ class SubjectFinder:
             return None
         return bool(sa & sb)
 
-    def _misspelt(self, question: str) -> dict[str, tuple[str, ...]]:
-        """Question words the corpus lacks that are near spellings of a one-word name."""
+    def _misspelt(self, question: str) -> tuple[dict[str, tuple[str, ...]], dict[str, list[str]]]:
+        """Question words the corpus lacks that are near spellings of a one-word name, and those
+        as near to two names as to one (never guessed): word -> the names it could be."""
         found: dict[str, tuple[str, ...]] = {}
+        ambiguous: dict[str, list[str]] = {}
         if not self._single_names:
-            return found
+            return found, ambiguous
         for word in content_words(question):
             if len(word) < MIN_FUZZY_LENGTH or any(t in self.vocabulary for t in terms([word])[0]):
                 continue
             if not is_rare_word(word):
                 continue
             best = process.extract(word.casefold(), self._single_names, scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=2)
-            # Two names about as near ("zoriaizia": Zorarizia or Zorivizia?) is no match: never guess.
-            if best and (len(best) == 1 or best[0][1] - best[1][1] >= FUZZY_MARGIN):
+            if not best:
+                continue
+            if len(best) == 1 or best[0][1] - best[1][1] >= FUZZY_MARGIN:
                 found[word] = self._single[best[0][0]]
-        return found
+            else:  # "zoriaizia": Zorarizia or Zorivizia?
+                ambiguous[word] = [self._name[self._single[name]] for name, *_ in best]
+        return found, ambiguous
+
+    def _mentioned_by(self, key: tuple[str, ...]) -> int:
+        """How many documents use every term of ``key`` anywhere in their text."""
+        if key not in self._mentions:
+            count = 0
+            if self.lexical is not None and len(self.chunk_docs):
+                mask = np.ones(len(self.chunk_docs), dtype=bool)
+                for term in key:
+                    mask &= self.lexical.scores([term]) > 0
+                count = len(set(self.chunk_docs[np.flatnonzero(mask)].tolist()))
+            self._mentions[key] = max(count, len(self._docs[key]))
+        return self._mentions[key]
+
+    def distinctive(self, key: tuple[str, ...]) -> bool:
+        """A subject that picks out its documents: most documents that use the name are about it
+        ("Xenical" in a leaflet corpus; not "adenovirus" in a corpus of virology articles, where
+        one title names it and thirty articles discuss it)."""
+        return len(self._docs[key]) >= DISTINCTIVE_SHARE * self._mentioned_by(key)
 
     def find(self, question: str) -> SubjectMatch:
         question_terms = set(terms([question])[0])
@@ -121,12 +152,14 @@ class SubjectFinder:
             for key in self._by_term.get(term, ())
             if all(t in question_terms for t in key)
         }
-        misspelt = self._misspelt(question)
+        misspelt, ambiguous = self._misspelt(question)
         matched |= set(misspelt.values())
         # The longest match wins: "diabetes insipidus" over "diabetes".
         matched = {key for key in matched if not any(set(key) < set(other) for other in matched)}
+        # Only names that pick out their documents narrow anything.
+        matched = {key for key in matched if self.distinctive(key)}
         if not matched:
-            return SubjectMatch()
+            return SubjectMatch(ambiguous=ambiguous)
         keys = sorted(matched, key=lambda k: self._name[k].casefold())
         doc_ids = list(dict.fromkeys(d for key in keys for d in self._docs[key]))
         if _INTERACTION.search(question) and self.lexical is not None and len(self.chunk_docs):
@@ -138,4 +171,5 @@ class SubjectFinder:
             doc_ids=doc_ids,
             corrected={word: self._name[key] for word, key in misspelt.items()},
             terms=frozenset(t for key in keys for t in key),
+            ambiguous=ambiguous,
         )

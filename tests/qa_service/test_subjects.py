@@ -15,11 +15,14 @@ import httpx
 import pytest
 
 from ingest.build import IndexBuilder
+from ingest.documents import Document
+from ingest.lexical import LexicalIndex
 from ingest.embedding import Embedder
 from qa_service.answering import Answerer
 from qa_service.api import create_app
 from qa_service.service import build_answerer
 from qa_service.settings import ServiceSettings
+from qa_service.subjects import SubjectFinder
 from tests.conftest import REPO, LiveServer
 
 sys.path.insert(0, str(REPO / "eval"))
@@ -144,3 +147,36 @@ def test_a_sidecar_can_declare_subjects(tmp_path: Path, embedder: Embedder) -> N
     assert reader.bundle.documents["a"].subjects == ("Quorvex",)
     found = reader.search("how do I store quorvex", k=5)
     assert found.subjects == ["Quorvex"] and {r.citation.doc_id for r in found.results} == {"a"}
+
+
+def _finder(texts: dict[str, tuple[str, ...]], bodies: dict[str, str]) -> SubjectFinder:
+    """A finder over in-memory documents (one chunk each), with a real BM25 index of their text."""
+    documents = {
+        doc_id: Document(doc_id, f"{doc_id}.txt", doc_id, doc_id, "txt", doc_id, bodies[doc_id], subjects=subjects)
+        for doc_id, subjects in texts.items()
+    }
+    lexical = LexicalIndex.build([bodies[d] for d in documents])
+    return SubjectFinder(documents, lexical.vocabulary, lexical, list(documents))
+
+
+def test_a_misspelling_as_near_two_names_is_not_guessed() -> None:
+    finder = _finder({"a": ("Zorarizia",), "b": ("Zorivizia",)},
+                     {"a": "Zorarizia tablets. Store below 25 degrees.", "b": "Zorivizia tablets. Keep in a fridge."})
+    assert finder.find("how do I store zorarizia").names == ["Zorarizia"]
+    unsure = finder.find("how do I store zoriaizia")
+    assert not unsure and unsure.ambiguous == {"zoriaizia": ["Zorarizia", "Zorivizia"]}
+
+
+def test_a_name_that_many_documents_discuss_narrows_nothing() -> None:
+    # One title names adenovirus, four other articles discuss it: a question about
+    # adenovirus must not be answered from that one article only.
+    bodies = {f"d{i}": f"Adenovirus vectors were studied in trial {i}. Serotypes differ." for i in range(5)}
+    bodies["solo"] = "Keratoconus thins the cornea."
+    finder = _finder({"d0": ("Adenovirus",), **{f"d{i}": () for i in range(1, 5)}, "solo": ("Keratoconus",)}, bodies)
+    assert not finder.find("How many serotypes of adenovirus are there?")
+    assert finder.find("What causes keratoconus?").doc_ids == ["solo"]
+
+
+def test_a_medicine_no_leaflet_covers_is_declined_by_name(leaflets: Answerer) -> None:
+    response = leaflets.ask("What if I forget a dose of Quixomexa?")
+    assert not response.answered and "do not mention Quixomexa" in (response.reason or "")
