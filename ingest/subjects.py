@@ -110,9 +110,9 @@ def title_topic(title: str) -> str | None:
     return core
 
 
-def is_rare_word(word: str) -> bool:
-    """Rare in general English: a name more likely than an ordinary word."""
-    return zipf_frequency(word, "en") < RARE_ZIPF
+def is_rare_word(word: str, below: float = RARE_ZIPF) -> bool:
+    """Rare in general English (Zipf frequency under ``below``): a name more likely than an ordinary word."""
+    return zipf_frequency(word, "en") < below
 
 
 def title_names(title: str, text: str) -> list[str]:

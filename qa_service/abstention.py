@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from wordfreq import zipf_frequency
 
 from ingest.analysis import content_words, terms as tokenize
+from ingest.subjects import is_rare_word
 
 
 NAME_ZIPF = 2.0
@@ -81,7 +81,7 @@ class UnknownSubjectDetector:
 
     def _looks_like_a_name(self, word: str) -> bool:
         """Rare in general English, and no misspelling of a word the corpus uses ("challege")."""
-        if len(word) < 4 or zipf_frequency(word, "en") >= NAME_ZIPF:
+        if len(word) < 4 or not is_rare_word(word, below=NAME_ZIPF):
             return False
         if self._vocabulary_list is None:
             self._vocabulary_list = sorted(self.vocabulary)

@@ -126,16 +126,22 @@ class SubjectFinder:
                 ambiguous[word] = [self._name[self._single[name]] for name, *_ in best]
         return found, ambiguous
 
+    def _documents_using(self, names: tuple[str, ...], every: bool) -> set[str]:
+        """Documents whose text uses every one (``every``) or any one of the search terms ``names``."""
+        if self.lexical is None or not len(self.chunk_docs):
+            return set()
+        if not every:
+            used = self.lexical.scores(sorted(names)) > 0
+        else:
+            used = np.ones(len(self.chunk_docs), dtype=bool)
+            for term in names:
+                used &= self.lexical.scores([term]) > 0
+        return set(self.chunk_docs[np.flatnonzero(used)].tolist())
+
     def _mentioned_by(self, key: tuple[str, ...]) -> int:
         """How many documents use every term of ``key`` anywhere in their text."""
         if key not in self._mentions:
-            count = 0
-            if self.lexical is not None and len(self.chunk_docs):
-                mask = np.ones(len(self.chunk_docs), dtype=bool)
-                for term in key:
-                    mask &= self.lexical.scores([term]) > 0
-                count = len(set(self.chunk_docs[np.flatnonzero(mask)].tolist()))
-            self._mentions[key] = max(count, len(self._docs[key]))
+            self._mentions[key] = max(len(self._documents_using(key, every=True)), len(self._docs[key]))
         return self._mentions[key]
 
     def distinctive(self, key: tuple[str, ...]) -> bool:
@@ -162,10 +168,9 @@ class SubjectFinder:
             return SubjectMatch(ambiguous=ambiguous)
         keys = sorted(matched, key=lambda k: self._name[k].casefold())
         doc_ids = list(dict.fromkeys(d for key in keys for d in self._docs[key]))
-        if _INTERACTION.search(question) and self.lexical is not None and len(self.chunk_docs):
-            mentioned = {t for key in keys for t in key}
-            scores = self.lexical.scores(sorted(mentioned))
-            doc_ids += [d for d in dict.fromkeys(self.chunk_docs[np.flatnonzero(scores > 0)].tolist()) if d not in doc_ids]
+        if _INTERACTION.search(question):
+            mentioning = self._documents_using(tuple({t for key in keys for t in key}), every=False)
+            doc_ids += sorted(mentioning - set(doc_ids))
         return SubjectMatch(
             names=[self._name[key] for key in keys],
             doc_ids=doc_ids,
