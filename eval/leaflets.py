@@ -7,8 +7,11 @@ to store X", "Driving and using machines"); across such a corpus only the
 medicine's names tell one leaflet's answer from another's. This module writes
 such a corpus (Markdown, one leaflet per invented medicine, with a sidecar
 giving its title and source) and the questions to ask of it, each with the
-sentence of its own leaflet that answers it. The tests and the subject
-benchmark (``eval/bench_subjects.py``) use it; nothing here is tuned to.
+sentence of its own leaflet that answers it. The tests and the leaflets
+benchmark (``eval/bench_quality.py``) ask the ``QUESTIONS`` wordings of the
+medicines of the default seed; the answer ranker is fitted
+(``eval/train_ranker.py``) on other medicines (``DEV_SEED``) asked in other
+wordings (``DEV_QUESTIONS``), so the benchmark reads neither.
 
 The answering sentences come from a few shared wordings (as real leaflets
 share them), so a right answer is judged by its leaflet and its sentence.
@@ -101,6 +104,18 @@ QUESTIONS = {
     "storage": ["How should I store {name}?", "Does {name} need to go in the fridge?"],
     "use": ["What is {name} used for?", "What does {name} treat?"],
 }
+"""The test wordings (the benchmark's and the tests')."""
+
+DEV_QUESTIONS = {
+    "missed": ["I skipped yesterday's {name}, should I double up?", "Forgot my {name} last night, now what?"],
+    "driving": ["Will {name} affect my driving?", "Am I ok to operate machinery on {name}?"],
+    "overdose": ["My son swallowed a handful of {name}, what do I do?", "I accidentally took an extra {name} dose"],
+    "storage": ["Where do I keep {name}?", "Can {name} be kept at room temperature?"],
+    "use": ["Why would a doctor prescribe {name}?", "Which condition is {name} for?"],
+}
+"""Other wordings, asked of other medicines (``DEV_SEED``): what the answer ranker is fitted on."""
+
+DEV_SEED = 11
 
 
 @dataclass(frozen=True)
@@ -166,11 +181,11 @@ def write_corpus(folder: Path, meds: list[Medicine]) -> None:
         (folder / f"{path.name}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def questions(meds: list[Medicine], generic: bool = False) -> list[LeafletQuestion]:
+def questions(meds: list[Medicine], generic: bool = False, wordings: dict[str, list[str]] = QUESTIONS) -> list[LeafletQuestion]:
     """Each question kind asked of each medicine, by its brand name (or its generic name)."""
     out = []
     for med in meds:
-        for kind, forms in QUESTIONS.items():
+        for kind, forms in wordings.items():
             for form in forms:
                 name = med.generic if generic else med.brand
                 evidence = med.facts[kind].split(". ")[0].rstrip(".")

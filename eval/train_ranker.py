@@ -8,7 +8,9 @@ corpus-wide unit search), with the features of ``qa_service/ranking.py``.
 Labels: on the gold set's tune split, a unit is right when it overlaps an
 occurrence of one of the question's evidence strings (every unit of an
 unanswerable question is wrong); on COVID-QA's dev split, when it overlaps the
-gold answer span. The two sets weigh the same in the fit. The model is a
+gold answer span; on generated template leaflets (eval/leaflets.py, other
+medicines and other wordings than the benchmark's), when it overlaps the
+answering sentence of the medicine's own leaflet. The sets weigh the same in the fit. The model is a
 logistic regression on standardised features (scikit-learn), so its output is
 a probability: it ranks the answers and is the confidence abstention uses.
 
@@ -65,12 +67,66 @@ def rows_for(answerer: Answerer, question: str, label) -> tuple[np.ndarray, np.n
     return reading.candidates.features, np.array(labels, dtype=float), False
 
 
+def fit_one(shipped: AnswerRanker, feature: str, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> AnswerRanker:
+    """The shipped model with one feature's weight (and the intercept) fitted by weighted
+    log-loss, every other weight held: a feature added to a fitted ranker, learned without
+    refitting what the other features already do well."""
+    from scipy.optimize import minimize
+
+    i = FEATURES.index(feature)
+    mean, scale = shipped.mean.copy(), shipped.scale.copy()
+    mean[i], scale[i] = X[:, i].mean(), (X[:, i].std() or 1.0)
+    base = shipped.logit(X) - ((X[:, i] - shipped.mean[i]) / shipped.scale[i]) * shipped.coef[i]
+    z = (X[:, i] - mean[i]) / scale[i]
+
+    def loss(params: np.ndarray) -> float:
+        logit = base + params[0] * z + params[1]
+        return float(np.sum(w * (np.logaddexp(0.0, logit) - y * logit)))
+
+    fitted = minimize(loss, np.zeros(2), method="Nelder-Mead").x
+    coef = shipped.coef.copy()
+    coef[i] = fitted[0]
+    return AnswerRanker(mean, scale, coef, shipped.intercept + float(fitted[1]))
+
+
+def leaflet_rows(embedder: Embedder) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
+    """Template leaflets of other medicines, asked in other wordings than the benchmark's
+    (eval/leaflets.py DEV_SEED, DEV_QUESTIONS): a unit is right when it overlaps the
+    answering sentence in the medicine's own leaflet. Where sections share their headings
+    across documents, the heading is what tells the overdose advice from the missed-dose one."""
+    import shutil
+
+    from leaflets import DEV_QUESTIONS, DEV_SEED, medicines, questions, write_corpus
+
+    corpus = REPO / ".bench" / "leaflets-dev-corpus"
+    meds = medicines(30, seed=DEV_SEED)
+    shutil.rmtree(corpus, ignore_errors=True)
+    write_corpus(corpus, meds)
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=REPO / ".bench" / "leaflets-dev-index")
+    IndexBuilder(settings, embedder).build()
+    answerer = build_answerer(settings, embedder)
+    out = []
+    for q in questions(meds, wordings=DEV_QUESTIONS):
+        ranges = evidence_ranges(answerer.bundle.documents[q.doc_id].text, [q.evidence])
+
+        def label(doc_id: str, start: int, end: int, ranges=ranges, own=q.doc_id) -> bool:  # noqa: ANN001
+            return doc_id == own and any(a < end and start < b for a, b in ranges)
+
+        out.append((*rows_for(answerer, q.text, label)[:2], True, False))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench")
     parser.add_argument("--write", action="store_true", help="Save the fitted model to qa_service/data/ranker.json")
     parser.add_argument("--covid-limit", type=int, default=0, help="Use only this many COVID-QA dev questions (0: all)")
+    parser.add_argument("--only", choices=FEATURES, default=None,
+                        help="Fit only this feature's weight (and the intercept), the shipped model's other weights held")
+    parser.add_argument("--sets", default="gold,covidqa,leaflets",
+                        help="Training sets, comma-separated (gold, covidqa, leaflets); each weighs the same")
     args = parser.parse_args()
+    args.sets = [name.strip() for name in args.sets.split(",")]
     embedder = Embedder(ServiceSettings().embed_model)
 
     settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
@@ -98,8 +154,12 @@ def main() -> None:
         X, y, by_rule = rows_for(covid_answerer, q.text, q.hit)
         sets["covidqa"].append((X, y, True, by_rule))
 
+    sets["leaflets"] = leaflet_rows(embedder)
+
     Xs, ys, ws = [], [], []
     for name, items in sets.items():
+        if name not in args.sets:
+            continue
         n_rows = sum(len(X) for X, *_ in items)
         for X, y, *_ in items:
             Xs.append(X)
@@ -109,9 +169,12 @@ def main() -> None:
     w = w / w.mean()
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit((X - mean) / scale, y, sample_weight=w)
-    ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]))
+    if args.only:
+        ranker = fit_one(gold_answerer.ranker, args.only, X, y, w)
+    else:
+        model = LogisticRegression(C=1.0, max_iter=2000)
+        model.fit((X - mean) / scale, y, sample_weight=w)
+        ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]))
 
     # Calibration for abstention, on the gold tune split only (the one set with questions
     # the documents don't answer): each question's five best candidates, by the ranker's
@@ -126,18 +189,24 @@ def main() -> None:
             cal_X.append([logits[i], X_[i, absent]])
             cal_y.append(y_[i] if answerable else 0.0)
     calibrator = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(cal_X), np.array(cal_y))
-    ranker = AnswerRanker(mean, scale, model.coef_[0], float(model.intercept_[0]),
-                          (float(calibrator.coef_[0][0]), float(calibrator.coef_[0][1]), float(calibrator.intercept_[0])))
+    calibration = (float(calibrator.coef_[0][0]), float(calibrator.coef_[0][1]), float(calibrator.intercept_[0]))
+    if args.only:  # one weight added: the shipped confidence scale stands
+        calibration = gold_answerer.ranker.calibration
+    ranker = AnswerRanker(ranker.mean, ranker.scale, ranker.coef, ranker.intercept, calibration)
     print(f"calibration: confidence = sigmoid({ranker.calibration[0]:.3f} x logit {ranker.calibration[1]:+.3f} x absent "
           f"{ranker.calibration[2]:+.3f})")
 
-    print(f"rows: {len(y)} ({int(y.sum())} right); gold tune questions {len(sets['gold'])}, COVID-QA dev {len(sets['covidqa'])}")
+    print(f"rows: {len(y)} ({int(y.sum())} right); questions: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items())
+          + f"; fitted on {args.sets}")
     print("| feature | weight (standardised) |\n|---|---|")
     for name, c in sorted(zip(FEATURES, ranker.coef), key=lambda t: -abs(t[1])):
         print(f"| {name} | {c:+.3f} |")
+    shipped = gold_answerer.ranker
     for name, items in sets.items():
-        top1 = [bool(len(y_) and y_[np.argmax(ranker(X_))]) for X_, y_, answerable, _ in items if answerable]
-        print(f"{name}: best unit right for {np.mean(top1):.3f} of {len(top1)} answerable questions (unit level, dev)")
+        for label, model_ in (("fitted", ranker), ("shipped", shipped)):
+            top1 = [bool(len(y_) and y_[np.argmax(model_.logit(X_))]) for X_, y_, answerable, _ in items if answerable]
+            print(f"{name}: best unit right for {np.mean(top1):.3f} of {len(top1)} answerable questions "
+                  f"(unit level, dev; {label} model)")
     print("\nthreshold trade-off on the gold tune split (best candidate's probability):")
     print("| threshold | unanswerable declined | answerable declined |\n|---|---|---|")
     for t in THRESHOLDS:
@@ -146,7 +215,9 @@ def main() -> None:
         print(f"| {t} | {np.mean(unans):.2f} | {np.mean(ans):.2f} |")
     if args.write:
         path = REPO / "qa_service" / "data" / "ranker.json"
-        path.write_text(ranker.to_json(comment="fitted by eval/train_ranker.py on the gold tune split and COVID-QA dev") + "\n",
+        comment = f"fitted by eval/train_ranker.py --sets {','.join(args.sets)}" + (
+            f" --only {args.only} (the other weights and the calibration are the previous model's)" if args.only else "")
+        path.write_text(ranker.to_json(comment=comment) + "\n",
                         encoding="utf-8")
         print(f"written {path}")
 

@@ -63,6 +63,9 @@ class Query:
     """What BM25 searches for."""
     ranking: str
     """What the ranking features compare units with."""
+    units: str | None = None
+    """What is embedded to compare units with, when it differs from ``dense``: within the
+    documents about the named subjects the names tell no sentence from another."""
 
 
 @dataclass(frozen=True)
@@ -193,10 +196,12 @@ class Answerer:
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
         without = " ".join(pattern.sub(" ", question).split())
         lexical = self.expander.expand(without).query
-        dense = expansion.query
-        if mode == SubjectQuery.PRONOUN:
-            dense = self.expander.expand(" ".join(pattern.sub("it", question).split())).query
-        return Query(dense, lexical, without)
+        # Answer units are compared with the question as if the names were "it" (the unit search
+        # and the ranking features): within these documents "Never take more than 20 mg of
+        # Xenical a day" is no nearer to "What if I take too much Xenical?" for naming it.
+        units = self.expander.expand(" ".join(pattern.sub("it", question).split())).query
+        dense = units if mode == SubjectQuery.PRONOUN else expansion.query
+        return Query(dense, lexical, without, units if units != dense else None)
 
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse:
         began = time.perf_counter()
@@ -285,13 +290,14 @@ class Answerer:
             for row in (*range(start, lo), *range(hi, end)):
                 read_with.setdefault(row, c.chunk.chunk_id)
                 rows.add(row)
-        unit_ranks = self.unit_search(query_vector, doc_ids, self.settings.answer.unit_candidates)
+        unit_vector = self.embedder.embed([query.units])[0] if query.units else query_vector
+        unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates)
         for row in unit_ranks:
             rows.add(row)
         rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
         ordered = np.array(sorted(rows), dtype=np.int64)
         candidates = self.features.build(
-            query.ranking, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
+            query.ranking, unit_vector, ordered, passage_scores, unit_ranks, absent, read_with
         )
         probability = self.ranker(candidates.features)
         score_of = dict(zip(ordered.tolist(), probability.tolist()))

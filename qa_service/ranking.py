@@ -33,6 +33,7 @@ FEATURES = (
     "neighbour",         # the better cosine of the unit before and after it (same document)
     "lead_in",           # cosine of the lead-in ("Symptoms of overdose:") a list item belongs to
     "section",           # idf-weighted share of the question's terms in the unit's section title
+    "heading_cosine",    # question ~ the heading of the unit's section (section intent: "If you forget to take X")
     "passage_cosine",    # question ~ the chunk the unit lies in
     "passage_score",     # that chunk's fused retrieval score, min-max over the passages read (0: not read)
     "passage_first",     # 1 / rank of that chunk among the passages read (0: not read)
@@ -69,6 +70,18 @@ def _coverage(terms: set[str], weights: dict[str, float], tokens: Sequence[str])
     return sum(weights.get(t, 0.0) for t in present) / total if total else 0.0
 
 
+def _heading_rows(units: np.ndarray) -> np.ndarray:
+    """For each unit row, the row of the nearest heading at or before it in the same document (-1: none)."""
+    n = len(units)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    last = np.maximum.accumulate(np.where(units["flags"] & HEADING_FLAG, rows, -1))
+    valid = last >= 0
+    valid[valid] = units["doc"][last[valid]] == units["doc"][valid]
+    return np.where(valid, last, -1)
+
+
 @dataclass
 class Candidates:
     """Candidate answer units of one question: bundle rows and their feature matrix."""
@@ -96,6 +109,7 @@ class FeatureBuilder:
                 np.array([c.start for c in chunks]), np.array([c.end for c in chunks]), np.array([c.chunk_id for c in chunks])
             )
         self._unit_tokens: dict[int, list[str]] = {}
+        self._heading_of = _heading_rows(bundle.units)
 
     def _tokens(self, row: int) -> list[str]:
         cached = self._unit_tokens.get(row)
@@ -165,6 +179,8 @@ class FeatureBuilder:
                     j -= 1
                 if j >= 0 and units[j]["doc"] == unit["doc"] and units[j]["flags"] & (LEAD_IN_FLAG | HEADING_FLAG):
                     lead_in = unit_cos(j)
+            heading = int(self._heading_of[row])
+            heading_cos = unit_cos(heading) if heading >= 0 else 0.0
             section = document.section_at(start)
             title = section.title if section and section.title else ""
             section_cov = _coverage(terms, self.idf, tokenize([title])[0]) if title else 0.0
@@ -195,6 +211,7 @@ class FeatureBuilder:
                 neighbour,
                 lead_in,
                 section_cov,
+                heading_cos,
                 chunk_cos.get(chunk, 0.0),
                 p_score,
                 1.0 / p_rank if p_rank else 0.0,

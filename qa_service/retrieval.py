@@ -39,9 +39,10 @@ class SubjectQuery(str, Enum):
 
     Within those documents the names tell nothing apart, yet they weigh most (rare
     words): "What is orlistat used for?" would find "The active substance is
-    orlistat." ``drop`` leaves them out of the lexical query and the ranking
-    features, ``pronoun`` also puts "it" in their place for the embedding,
-    ``keep`` searches with them.
+    orlistat." ``drop`` leaves them out of the lexical query and compares answer
+    units with the question with "it" in their place (passages are still found by
+    the embedding of the whole question), ``pronoun`` also embeds that form to find
+    passages, ``keep`` searches and ranks with them.
     """
 
     KEEP = "keep"

@@ -84,6 +84,37 @@ def test_every_answer_comes_from_the_named_medicines_own_leaflet(
     assert right / len(asked) >= 0.7
 
 
+def test_the_top_answer_comes_from_the_section_the_question_means(leaflets: Answerer, meds: list[Medicine]) -> None:
+    """Within one leaflet the name tells no sentence from another: the missed-dose advice, not
+    a sentence that happens to repeat the name ("Never take more than 16 mg of X in a day")."""
+    for med in meds:
+        response = leaflets.ask(f"What if I forget a dose of {med.brand}?", top_k=3)
+        assert response.answers, med.brand
+        top = response.answers[0]
+        assert top.citation.doc_id == med.doc_id
+        assert med.facts["missed"].split(". ")[0] in top.text, (med.brand, top.text)
+        assert top.citation.section == f"If you forget to take {med.brand}"
+
+
+def test_a_sentence_is_compared_with_the_heading_of_its_section(leaflets: Answerer, meds: list[Medicine]) -> None:
+    """Section intent: "I skipped a dose" is nearer the heading "If you forget to take X" than
+    "How to store X", and the ranker sees it in the unit's ``heading_cosine``."""
+    from qa_service.ranking import FEATURES
+
+    bundle = leaflets.bundle
+    med = meds[0]
+    lo, hi = bundle.unit_range(med.doc_id)
+    text = bundle.documents[med.doc_id].text
+    row_of = {kind: next(r for r in range(lo, hi) if med.facts[kind].split(". ")[0] in
+                         text[bundle.units["start"][r]:bundle.units["end"][r]]) for kind in ("missed", "storage")}
+    question = "I skipped yesterday's tablet, what should I do?"
+    vector = leaflets.embedder.embed([question])[0]
+    rows = [row_of["missed"], row_of["storage"]]
+    features = leaflets.features.build(question, vector, rows, {}, {}, 0.0).features
+    heading = features[:, FEATURES.index("heading_cosine")]
+    assert heading[0] > heading[1] > 0.0
+
+
 def test_a_question_naming_two_medicines_hears_both(leaflets: Answerer, meds: list[Medicine]) -> None:
     a, b = meds[0], meds[1]
     response = leaflets.ask(f"Can I take {a.brand} and {b.brand} together?", top_k=5)
