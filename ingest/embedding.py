@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +32,14 @@ def resolve_model_path(model: str) -> Path:
         f"embedding model {model!r} is neither a folder nor an installed package that "
         "ships a 'model/' folder; set QA_EMBED_MODEL to a sentence-transformers model on disk"
     )
+
+
+class TextEncoder(Protocol):
+    """What the answering side needs of an encoder: the model's name and unit-length vectors."""
+
+    model: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class Embedder:

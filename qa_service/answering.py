@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from cachetools import LRUCache
 
 from ingest.bundle import Bundle
 from ingest.documents import Document
-from ingest.embedding import Embedder
+from ingest.embedding import TextEncoder
 
 import numpy as np
 
@@ -26,6 +30,9 @@ from .subjects import SubjectFinder, SubjectMatch
 from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
 from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
 from .settings import AnswerSettings, ServiceSettings
+
+
+_R = TypeVar("_R", AskResponse, SearchResponse)
 
 
 class UnknownDocumentError(ValueError):
@@ -132,7 +139,7 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
 class Answerer:
     """Answers questions from one loaded bundle."""
 
-    def __init__(self, bundle: Bundle, embedder: Embedder, settings: ServiceSettings) -> None:
+    def __init__(self, bundle: Bundle, embedder: TextEncoder, settings: ServiceSettings) -> None:
         self.bundle = bundle
         self.embedder = embedder
         self.settings = settings
@@ -155,6 +162,11 @@ class Answerer:
         self.ranker = AnswerRanker.load(settings.answer.ranker_model)
         self.grower = SpanGrower(grow_ratio=settings.answer.grow_ratio)
         self.reranker = CrossEncoderReranker(settings.answer.rerank_model) if settings.answer.rerank_model else None
+        size = settings.serving.answer_cache
+        self._cache: LRUCache | None = LRUCache(maxsize=size) if size else None
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -206,6 +218,11 @@ class Answerer:
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
+        return self._cached(
+            self._cache_key("search", query, k, doc_ids), lambda: self._search(query, k, doc_ids, began), query, began
+        )
+
+    def _search(self, query: str, k: int, doc_ids: Collection[str] | None, began: float) -> SearchResponse:
         results = []
         subjects, query_text, doc_ids = self._follow_subjects(query, doc_ids)
         searched = self._query(query_text, self.expander.expand(query_text), subjects)
@@ -344,9 +361,37 @@ class Answerer:
                     )
         return None
 
+    def _cache_key(self, kind: str, question: str, count: int, doc_ids: Collection[str] | None) -> tuple:
+        """Repeats of a question (case and spacing aside, same options, same index) share one entry."""
+        return (kind, " ".join(question.casefold().split()), count,
+                None if doc_ids is None else tuple(sorted(set(doc_ids))), self.bundle.manifest.created_at)
+
+    def _cached(self, key: tuple, compute: Callable[[], _R], question: str, began: float) -> _R:
+        """``compute()``'s response, kept for the next time the same question is asked; a repeat
+        echoes the caller's own wording and its own time."""
+        if self._cache is None:
+            return compute()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            hit = compute()
+            with self._cache_lock:
+                self._cache[key] = hit
+            self.cache_misses += 1
+            return hit
+        self.cache_hits += 1
+        field = "question" if isinstance(hit, AskResponse) else "query"
+        return hit.model_copy(update={field: question, "took_ms": (time.perf_counter() - began) * 1000})
+
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
+        return self._cached(
+            self._cache_key("ask", question, top_k, doc_ids), lambda: self._ask(question, top_k, doc_ids, began),
+            question, began,
+        )
+
+    def _ask(self, question: str, top_k: int, doc_ids: Collection[str] | None, began: float) -> AskResponse:
 
         subjects: list[str] = []
 

@@ -10,6 +10,7 @@ from ingest.bundle import BundleError, load_bundle
 from ingest.embedding import Embedder, ModelNotFoundError
 
 from .answering import Answerer
+from .batching import BatchingEncoder
 from .reranking import RerankerError
 from .settings import ServiceSettings
 
@@ -25,7 +26,11 @@ def build_answerer(settings: ServiceSettings, embedder: Embedder | None = None) 
         bundle = load_bundle(settings.index_dir, expected_model=settings.embed_model)
         embedder = embedder or Embedder(bundle.manifest.embed_model, settings.embed_batch_size)
         embedder.warm_up()
-        return Answerer(bundle, embedder, settings)
+        if settings.serving.model_threads:
+            import torch
+
+            torch.set_num_threads(settings.serving.model_threads)
+        return Answerer(bundle, BatchingEncoder(embedder, settings.serving.batch_size), settings)
     except (BundleError, ModelNotFoundError, RerankerError) as exc:
         raise ServiceError(str(exc)) from None
     except (OSError, ValueError, KeyError) as exc:

@@ -104,6 +104,32 @@ class AnswerSettings(BaseModel):
     )
 
 
+class ServingSettings(BaseModel):
+    """How the server spends its cores: repeated questions, concurrent encodes, model threads."""
+
+    answer_cache: int = Field(
+        4096, ge=0,
+        description=(
+            "Answers kept for repeated questions (keyed on the question with case and spacing folded, "
+            "top_k, doc_ids and the index version; emptied with the index). 0: no cache."
+        ),
+    )
+    batch_size: int = Field(
+        32, ge=1,
+        description=(
+            "Most questions encoded together: those that arrive while a batch is being encoded "
+            "form the next one (micro-batching; a question alone is encoded at once)."
+        ),
+    )
+    model_threads: int = Field(
+        0, ge=0,
+        description=(
+            "Threads the model's matrix arithmetic uses (torch.set_num_threads); 0: the machine's cores. "
+            "Encodes run one batch at a time in one thread, so the cores go to the batch."
+        ),
+    )
+
+
 class ServiceSettings(IngestSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", env_nested_delimiter="__", extra="ignore")
 
@@ -111,6 +137,7 @@ class ServiceSettings(IngestSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port `qa serve` listens on (0: any free port, printed at start).")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     cors_origins: list[str] = Field(
         [],
         description=(

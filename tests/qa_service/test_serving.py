@@ -1,0 +1,109 @@
+"""Serving many callers: repeated questions answered from the cache, concurrent encodes batched."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+
+from ingest.embedding import Embedder
+from qa_service.answering import Answerer
+from qa_service.batching import BatchingEncoder
+from qa_service.service import build_answerer
+from qa_service.settings import ServiceSettings
+
+
+def test_concurrent_encodes_are_batched_and_each_caller_gets_its_own_vector(embedder: Embedder) -> None:
+    encoder = BatchingEncoder(embedder, max_batch=64)
+    try:
+        texts = [f"How long does dose number {i} of baclofen last?" for i in range(24)]
+        expected = embedder.embed(texts)
+        # One caller keeps the encoder busy with a long batch; the others arrive meanwhile.
+        long_batch = [f"a long passage about spasticity and muscle tone, part {i} " * 8 for i in range(150)]
+        busy = threading.Thread(target=encoder.embed, args=(long_batch,))
+        busy.start()
+        with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+            vectors = list(pool.map(lambda t: encoder.embed([t])[0], texts))
+        busy.join()
+        np.testing.assert_allclose(np.stack(vectors), expected, atol=1e-5)
+        # 150 + 24 texts in far fewer batches than callers
+        assert encoder.encoded == len(long_batch) + len(texts)
+        assert encoder.batches < 1 + len(texts) // 2
+    finally:
+        encoder.close()
+
+
+def test_identical_questions_asked_at_once_are_encoded_once(embedder: Embedder) -> None:
+    encoder = BatchingEncoder(embedder)
+    try:
+        vectors = encoder.embed(["What is baclofen?"] * 5 + ["What is Baclosan?"])
+        assert encoder.encoded == 2
+        np.testing.assert_allclose(vectors[0], vectors[4])
+        assert not np.allclose(vectors[0], vectors[5])
+    finally:
+        encoder.close()
+
+
+def test_a_failing_encode_reaches_every_waiting_caller() -> None:
+    encoder = BatchingEncoder(Embedder("no-such-model-anywhere"))
+    try:
+        for _ in range(2):  # and the encoder thread survives it
+            try:
+                encoder.embed(["anything"])
+            except Exception as exc:  # noqa: BLE001
+                assert "no-such-model-anywhere" in str(exc)
+            else:
+                raise AssertionError("an encode with a missing model succeeded")
+    finally:
+        encoder.close()
+
+
+def test_a_repeated_question_is_answered_from_the_cache(answerer: Answerer) -> None:
+    first = answerer.ask("How is an overdose of baclofen handled?")
+    hits = answerer.cache_hits
+    again = answerer.ask("  how is an OVERDOSE of baclofen   handled?")
+    assert answerer.cache_hits == hits + 1
+    assert again.question == "  how is an OVERDOSE of baclofen   handled?"
+    assert again.model_dump(exclude={"question", "took_ms"}) == first.model_dump(exclude={"question", "took_ms"})
+    # other options are another entry
+    answerer.ask("How is an overdose of baclofen handled?", top_k=1)
+    assert answerer.cache_hits == hits + 1
+    search = answerer.search("baclofen overdose", k=3)
+    assert answerer.search("Baclofen  overdose", k=3).results == search.results
+    assert answerer.cache_hits == hits + 2
+
+
+def test_the_cache_can_be_turned_off(seed_settings: ServiceSettings, embedder: Embedder) -> None:
+    settings = seed_settings.model_copy(update={"serving": seed_settings.serving.model_copy(update={"answer_cache": 0})})
+    answerer = build_answerer(settings, embedder)
+    answerer.ask("What is baclofen?")
+    answerer.ask("What is baclofen?")
+    assert answerer.cache_hits == 0
+
+
+def test_concurrent_http_questions_all_get_their_own_answers(
+    server, seed_settings: ServiceSettings, embedder: Embedder  # noqa: ANN001
+) -> None:
+    questions = [
+        "Which kidney problems matter with baclofen?",
+        "What happens if baclofen is stopped all at once?",
+        "Who should not take Baclosan tablets?",
+        "How quickly is baclofen absorbed after a tablet?",
+    ] * 4
+
+    def ask(question: str) -> dict:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            response = http.post("/v1/ask", json={"question": question})
+            assert response.status_code == 200
+            return response.json()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:  # first asked all at once, the cache cold
+        together = list(pool.map(ask, questions))
+    serving = seed_settings.serving.model_copy(update={"answer_cache": 0})
+    alone = build_answerer(seed_settings.model_copy(update={"serving": serving}), embedder)
+    for question, body in zip(questions, together):
+        expected = alone.ask(question).model_dump(mode="json")
+        assert body["question"] == question
+        assert body["answers"] == expected["answers"], question
