@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser index run test eval bench-quality screenshot clean
+.PHONY: setup browser index run test eval bench bench-quality screenshot clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,11 @@ BENCH ?= ../shared/bench
 bench-quality: index
 	$(BIN)/python eval/bench_quality.py --shared $(BENCH) --out-dir docs/bench
 	$(BIN)/qa eval eval/gold.jsonl --index index
+
+# Latency, throughput, cold start and memory of the served index, each beside the floor
+# (one query encode) measured in the same run; writes docs/benchmarks.md. About 2 minutes.
+bench: index
+	$(BIN)/python eval/bench_speed.py --index index --out docs/benchmarks.md
 
 clean:
 	rm -rf index .index.* .pytest_cache

@@ -18,6 +18,7 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 STOP_WORDS = frozenset(STOPWORDS_EN_PLUS)
+_STOP_LIST = sorted(STOP_WORDS)
 ANALYSER_VERSION = "bm25s-snowball-nltk-stop-v1"
 _TOKEN = re.compile(r"[\w'’-]+")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
@@ -35,9 +36,16 @@ def stem(word: str) -> str:
 
 def terms(texts: Sequence[str]) -> list[list[str]]:
     """Search terms of each text: lower-cased, stop-word-free, stemmed (what BM25 indexes)."""
+    if len(texts) == 1:  # a word, a question, a heading: asked again and again at query time
+        return [list(_terms_of(texts[0]))]
     return bm25s.tokenize(
-        list(texts), stopwords=list(STOP_WORDS), stemmer=_stemmer(), return_ids=False, show_progress=False
+        list(texts), stopwords=_STOP_LIST, stemmer=_stemmer(), return_ids=False, show_progress=False
     )
+
+
+@lru_cache(maxsize=65536)
+def _terms_of(text: str) -> tuple[str, ...]:
+    return tuple(bm25s.tokenize([text], stopwords=_STOP_LIST, stemmer=_stemmer(), return_ids=False, show_progress=False)[0])
 
 
 def stems(text: str) -> tuple[str, ...]:

@@ -54,10 +54,10 @@ class UnknownSubjectDetector:
             if not any(stem in self.vocabulary or stem in known_stems for stem in tokenize([word])[0])
         ]
 
-    def absent_share(self, question: str, known: frozenset[str] = frozenset()) -> float:
-        """Share of the question's content words that the corpus never uses."""
+    def absent_share(self, question: str, absent: list[str]) -> float:
+        """Share of the question's content words that the corpus never uses (``absent``: :meth:`absent_words`)."""
         words = self._content_words(question)
-        return len(self.absent_words(question, known)) / len(words) if words else 0.0
+        return len(absent) / len(words) if words else 0.0
 
     def find(self, question: str, known: frozenset[str] = frozenset()) -> list[str]:
         """Names in ``question`` that the corpus lacks; ``known`` are words to pass over.
@@ -70,11 +70,16 @@ class UnknownSubjectDetector:
         no document covers is not answered from another medicine's leaflet.
         """
         candidates = self.absent_words(question, known)
+        return self.names_among(candidates, self.embedder.embed(candidates) if candidates else None)
+
+    def names_among(self, candidates: list[str], vectors: np.ndarray | None) -> list[str]:
+        """:meth:`find` for words already picked by :meth:`absent_words` and embedded (``vectors``, one
+        row each): the caller encodes them in one batch with the question."""
         if not candidates:
             return []
         if self._prototype_vector is None:
             self._prototype_vector = self.embedder.embed([self.prototype])[0]
-        similarity = self.embedder.embed(candidates) @ self._prototype_vector
+        similarity = np.asarray(vectors) @ self._prototype_vector
         return [
             word for word, sim in zip(candidates, similarity)
             if sim >= self.threshold or (self._looks_like_a_name(word))

@@ -281,12 +281,17 @@ class Answerer:
             word, names = next(iter(subjects.ambiguous.items()))
             return Reading([], [], subjects, ambiguous=f"'{word}' could be {' or '.join(names)}: which one is meant?")
         expansion = self.expander.expand(question)
-        unknown = self.unknown_subjects.find(question, expansion.known_words)
+        query = self._query(question, expansion, subjects)
+        absent_words = self.unknown_subjects.absent_words(question, expansion.known_words)
+        # One encode for all the question needs: it, its form for the answer units, its absent words.
+        texts = [query.dense, *([query.units] if query.units else []), *absent_words]
+        vectors = self.embedder.embed(texts)
+        query_vector = vectors[0]
+        unit_vector = vectors[1] if query.units else query_vector
+        unknown = self.unknown_subjects.names_among(absent_words, vectors[len(texts) - len(absent_words):])
         if unknown:
             return Reading(unknown, [], subjects)
-        absent = self.unknown_subjects.absent_share(question, expansion.known_words)
-        query = self._query(question, expansion, subjects)
-        query_vector = self.embedder.embed([query.dense])[0]
+        absent = self.unknown_subjects.absent_share(question, absent_words)
         passages = self.retriever.search(
             query.lexical, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector
         )
@@ -307,7 +312,6 @@ class Answerer:
             for row in (*range(start, lo), *range(hi, end)):
                 read_with.setdefault(row, c.chunk.chunk_id)
                 rows.add(row)
-        unit_vector = self.embedder.embed([query.units])[0] if query.units else query_vector
         unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates)
         for row in unit_ranks:
             rows.add(row)
@@ -321,6 +325,7 @@ class Answerer:
 
         scored: list[ScoredSpan] = []
         covered: list[tuple[int, int]] = []  # unit rows already inside an answer span
+        seen: dict = {}  # bundle row -> Unit, for the windows spans grow in (they overlap)
         for i in np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]:
             row = int(ordered[i])
             if any(a <= row <= b for a, b in covered):
@@ -329,7 +334,7 @@ class Answerer:
             doc_id = bundle.doc_ids[doc_row]
             first_row, end_row = bundle.unit_range(doc_id)
             lo, hi = max(first_row, row - 40), min(end_row, row + 41)
-            window = [unit_from_row(units[r]) for r in range(lo, hi)]
+            window = [seen[r] if r in seen else seen.setdefault(r, unit_from_row(units[r])) for r in range(lo, hi)]
             scores = np.array([score_of.get(r, -np.inf) for r in range(lo, hi)])
             a, b = self.grower.grow(window, scores, row - lo)
             covered.append((lo + a, lo + b))
