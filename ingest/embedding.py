@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +32,24 @@ def resolve_model_path(model: str) -> Path:
         f"embedding model {model!r} is neither a folder nor an installed package that "
         "ships a 'model/' folder; set QA_EMBED_MODEL to a sentence-transformers model on disk"
     )
+
+
+class VectorEncoder(Protocol):
+    """Texts → unit-length vectors: what the index builder needs of an embedding model.
+
+    :class:`Embedder` runs the model in this process; ``ingest.ray_embedding.RayEncoder``
+    runs it on the workers of a Ray cluster. Row i of ``embed(texts)`` embeds ``texts[i]``.
+    """
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+def length_order(texts: Sequence[str]) -> np.ndarray:
+    """Indexes of ``texts`` from shortest to longest (stable): the order texts are encoded in."""
+    return np.argsort([len(t) for t in texts], kind="stable")
 
 
 class Embedder:
@@ -77,7 +96,7 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        order = length_order(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for begin in range(0, len(texts), self.batch_size):
             rows = order[begin:begin + self.batch_size]
