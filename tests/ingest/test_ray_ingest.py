@@ -137,7 +137,9 @@ def test_ray_build_writes_the_bundle_a_single_process_build_writes(
     assert -done[0] == total and sum(done[1:]) == total  # every text, shard by shard
     assert max(done[1:]) <= SHARD and len(done) - 1 > 2 * 2  # several shards per worker
     _assert_same_bundle(settings.index_dir, local_index)
-    assert _answers(settings.index_dir, embedder) == _answers(local_index, embedder)
+    answers = _answers(local_index, embedder)
+    assert sum(reply[-1] for reply in answers) >= 3  # most questions are answered: a real comparison
+    assert _answers(settings.index_dir, embedder) == answers
     # the texts a worker embedded are the ones the builder asks for: spot-check one chunk
     bundle = load_bundle(settings.index_dir)
     chunk = bundle.chunks[-1]
