@@ -76,8 +76,8 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
             if address != "auto":
                 _check_reachable(address)
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    except ConnectionError as exc:
-        raise RayIngestError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    except (ConnectionError, RuntimeError) as exc:  # RuntimeError: e.g. another Ray or Python version
+        raise RayIngestError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
     return True
 
 
