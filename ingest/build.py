@@ -24,7 +24,7 @@ from .chunking import CHUNKER_VERSION, SectionChunker
 from .corpus import Skipped, read_corpus
 from .documents import Chunk, Document
 from .subjects import assign_subjects
-from .embedding import Embedder
+from .embedding import Embedder, VectorEncoder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
 from .units import UNIT_DTYPE, UNITS_VERSION, Unit, split_units, unit_rows
@@ -76,11 +76,17 @@ class IngestReport:
 
 
 class IndexBuilder:
-    """Builds or refreshes the bundle at ``settings.index_dir`` from ``settings.corpus_dir``."""
+    """Builds or refreshes the bundle at ``settings.index_dir`` from ``settings.corpus_dir``.
 
-    def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
+    ``embedder`` is where the vectors are computed: the model in this process by
+    default, or any :class:`~ingest.embedding.VectorEncoder`, e.g. a
+    ``ingest.ray_embedding.RayEncoder`` that spreads them over a Ray cluster. Everything
+    else (parsing, splitting, the order of rows, the bundle) is the same either way.
+    """
+
+    def __init__(self, settings: IngestSettings, embedder: VectorEncoder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
+        self.embedder = embedder if embedder is not None else Embedder(settings.embed_model, settings.embed_batch_size)
         self.chunker = SectionChunker(settings.chunk_size, settings.chunk_overlap)
 
     def recorded_settings(self) -> dict[str, int | str]:

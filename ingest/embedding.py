@@ -34,12 +34,23 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-class TextEncoder(Protocol):
-    """What the answering side needs of an encoder: the model's name and unit-length vectors."""
+class VectorEncoder(Protocol):
+    """Texts → unit-length vectors: what the index builder needs of an embedding model.
 
-    model: str
+    :class:`Embedder` runs the model in this process; ``ingest.ray_embedding.RayEncoder``
+    runs it on the workers of a Ray cluster; the service's ``BatchingEncoder`` shares one
+    among concurrent requests. Row i of ``embed(texts)`` embeds ``texts[i]``.
+    """
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+def length_order(texts: Sequence[str]) -> np.ndarray:
+    """Indexes of ``texts`` from shortest to longest (stable): the order texts are encoded in."""
+    return np.argsort([len(t) for t in texts], kind="stable")
 
 
 class Embedder:
@@ -86,7 +97,7 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        order = length_order(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for begin in range(0, len(texts), self.batch_size):
             rows = order[begin:begin + self.batch_size]

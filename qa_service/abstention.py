@@ -6,7 +6,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from ingest.analysis import content_words, terms as tokenize
-from ingest.embedding import TextEncoder
+from ingest.embedding import VectorEncoder
 from ingest.subjects import is_rare_word
 
 
@@ -29,7 +29,7 @@ class UnknownSubjectDetector:
     def __init__(
         self,
         vocabulary: frozenset[str],
-        embedder: TextEncoder,
+        embedder: VectorEncoder,
         threshold: float = 0.42,
         prototype: str = "medication",
     ) -> None:

@@ -14,7 +14,7 @@ from cachetools import LRUCache
 
 from ingest.bundle import Bundle
 from ingest.documents import Document
-from ingest.embedding import TextEncoder
+from ingest.embedding import VectorEncoder
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
 class Answerer:
     """Answers questions from one loaded bundle."""
 
-    def __init__(self, bundle: Bundle, embedder: TextEncoder, settings: ServiceSettings) -> None:
+    def __init__(self, bundle: Bundle, embedder: VectorEncoder, settings: ServiceSettings) -> None:
         self.bundle = bundle
         self.embedder = embedder
         self.settings = settings

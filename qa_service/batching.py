@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 import numpy as np
@@ -45,7 +45,7 @@ class BatchingEncoder:
     def dimension(self) -> int:
         return self.embedder.dimension
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (blocks until the encoder thread has them)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -54,7 +54,10 @@ class BatchingEncoder:
             future: Future[np.ndarray] = Future()
             self._queue.put((text, future))
             futures.append(future)
-        return np.stack([future.result() for future in futures])
+        vectors = np.stack([future.result() for future in futures])
+        if progress is not None:
+            progress(len(texts))
+        return vectors
 
     def close(self) -> None:
         """Stop the encoder thread once the queue is done (requests already queued are answered)."""

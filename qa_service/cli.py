@@ -72,18 +72,50 @@ def ingest(
     corpus_dir: Annotated[Optional[Path], typer.Argument(help="Corpus folder [env QA_CORPUS_DIR, default ./corpus]")] = None,
     index: IndexOption = None,
     force: Annotated[bool, typer.Option(help="Re-embed every document even if unchanged.")] = False,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed on a Ray cluster: 'auto' (this machine's cluster or RAY_ADDRESS), 'local' "
+            "(start one here), 'ray://HOST:10001' or 'HOST:6379'. Needs the ray extra.",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        Optional[int], typer.Option(min=1, help="Ray workers, each holding the model [default: one per CPU, or GPU]")
+    ] = None,
+    ray_gpus: Annotated[
+        float, typer.Option(min=0, help="GPUs per Ray worker (>0: the model runs on CUDA; workers need a CUDA torch)")
+    ] = 0,
+    ray_shard_size: Annotated[int, typer.Option(min=1, help="Texts a Ray worker embeds per task")] = 1024,
 ) -> None:
     """Build or refresh the index from a corpus folder (only changed files are re-embedded).
 
     Exit status: 0 all files indexed, 3 index built but some files were skipped, 1 error.
     """
+    from contextlib import nullcontext
+
     from ingest.build import IndexBuilder
+    from ingest.ray_embedding import RayEncoder, RayIngestError
 
     settings = _settings(index, corpus_dir=corpus_dir)
     progress = _RichProgress() if sys.stderr.isatty() else None
+    encoder = (
+        RayEncoder(
+            settings.embed_model,
+            settings.embed_batch_size,
+            address=ray,
+            workers=ray_workers,
+            gpus_per_worker=ray_gpus,
+            shard_size=ray_shard_size,
+        )
+        if ray is not None
+        else None
+    )
     try:
-        report = IndexBuilder(settings).build(progress=progress, force=force)
-    except (FileNotFoundError, ModelNotFoundError, BundleError, ValueError) as exc:
+        with encoder if encoder is not None else nullcontext():
+            report = IndexBuilder(settings, encoder).build(progress=progress, force=force)
+    except (FileNotFoundError, ModelNotFoundError, BundleError, RayIngestError, ValueError) as exc:
         _fail(str(exc))
     finally:
         if progress is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ingest.bundle import Bundle
 from ingest.documents import Chunk
-from ingest.embedding import TextEncoder
+from ingest.embedding import VectorEncoder
 from ingest.analysis import terms as tokenize
 
 
@@ -144,7 +144,7 @@ class HybridRetriever:
     def __init__(
         self,
         bundle: Bundle,
-        embedder: TextEncoder,
+        embedder: VectorEncoder,
         candidates: int = 40,
         fusion: FusionMode | str = FusionMode.ADAPTIVE,
         params: dict[str, float] | None = None,
