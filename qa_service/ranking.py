@@ -33,7 +33,7 @@ FEATURES = (
     "neighbour",         # the better cosine of the unit before and after it (same document)
     "lead_in",           # cosine of the lead-in ("Symptoms of overdose:") a list item belongs to
     "section",           # idf-weighted share of the question's terms in the unit's section title
-    "heading_cosine",    # question ~ the heading of the unit's section (section intent: "If you forget to take X")
+    "heading_cosine",    # question ~ the heading of the unit's section, minus the best candidate's (section intent)
     "passage_cosine",    # question ~ the chunk the unit lies in
     "passage_score",     # that chunk's fused retrieval score, min-max over the passages read (0: not read)
     "passage_first",     # 1 / rank of that chunk among the passages read (0: not read)
@@ -223,6 +223,11 @@ class FeatureBuilder:
                 math.log1p(end - start),
                 absent,
             )
+        if len(rows):
+            # Relative to the best-matching heading among the candidates: which section the question
+            # means ("If you forget to take X" for "I skipped a dose"), not how headed the corpus is.
+            column = FEATURES.index("heading_cosine")
+            features[:, column] -= features[:, column].max()
         return Candidates(rows, features, cos, chunk_of)
 
 
