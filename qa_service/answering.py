@@ -58,6 +58,12 @@ class ScoredSpan:
     span: Span
     features: dict[str, float]
     confidence: float
+    order: float | None = None
+    """What the answers are ordered by, when it is not the confidence (see :meth:`Answerer.read`)."""
+
+    @property
+    def rank(self) -> float:
+        return self.confidence if self.order is None else self.order
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
     question is answered, each other document is heard at a lower bar: its best
     ``source_answers`` answers from ``source_confidence``, so sources that
     disagree are shown side by side. Order: each document's best answer first
-    (by confidence), then the rest by confidence.
+    (by rank: the confidence, unless the reading ordered them otherwise), then the rest.
     """
     kept: list[ScoredSpan] = []
 
@@ -126,7 +132,7 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
         if heard[doc_id] < settings.source_answers and fresh(item):
             kept.append(item)
             heard[doc_id] += 1
-    kept.sort(key=lambda item: -item.confidence)
+    kept.sort(key=lambda item: -item.rank)
     seen: set[str] = set()
     leaders, others = [], []
     for item in kept:
@@ -321,6 +327,15 @@ class Answerer:
             query.ranking, unit_vector, ordered, passage_scores, unit_ranks, absent, read_with
         )
         probability = self.ranker(candidates.features)
+        confidence = probability
+        if query.units:
+            # Units compared with "it" for the names order the answers; but the ranker's confidence
+            # was fitted on questions compared whole, and "What is it?" is near nothing. Each unit's
+            # confidence is the better of the two readings, so naming a medicine never costs an answer.
+            whole = self.features.build(
+                query.ranking, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
+            )
+            confidence = np.maximum(probability, self.ranker(whole.features))
         score_of = dict(zip(ordered.tolist(), probability.tolist()))
 
         scored: list[ScoredSpan] = []
@@ -344,7 +359,8 @@ class Answerer:
             )
             span = Span(window[a].start, window[b].end, row)
             features = dict(zip(FEATURES, candidates.features[i].tolist()))
-            scored.append(ScoredSpan(candidate, span, features, float(probability[i])))
+            scored.append(ScoredSpan(candidate, span, features, float(confidence[i]),
+                                     None if confidence is probability else float(probability[i])))
         if self.reranker is not None and scored:
             head = scored[: self.settings.answer.rerank_candidates]
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
