@@ -246,7 +246,12 @@ def main() -> None:
             f"request does the full work; each lasts {args.seconds:.0f} s.",
             "",
         ]
-        args.out.write_text("\n".join(report), encoding="utf-8")
+        generated = "<!-- figures: written by eval/bench_speed.py -->\n" + "\n".join(report) + "<!-- /figures -->\n"
+        previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        begin, end = previous.find("<!-- figures"), previous.find("<!-- /figures -->")
+        if begin >= 0 and end > begin:  # the notes written around the figures stay
+            generated = previous[:begin] + generated + previous[end + len("<!-- /figures -->\n"):]
+        args.out.write_text(generated, encoding="utf-8")
         print(f"report written to {args.out} (figures in {args.out.with_suffix('.json')})")
 
 
