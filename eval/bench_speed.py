@@ -11,8 +11,9 @@ would, and measures:
   (nothing cached), p50 and p99;
 - repeats: the same questions again (answered from the answer cache);
 - 16 and 32 concurrent clients (asyncio, httpx) for ``--seconds`` each, against
-  a second server with the answer cache off, so every request does the full work:
-  requests a second, p50/p99, errors.
+  a second server with the answer cache off, so every request does the full work,
+  and 16 against two worker processes (``--workers 2``): requests a second,
+  p50/p99, errors.
 
 Benchmarks are not tests: nothing here asserts; the figures go to
 docs/benchmarks.md with the machine, the versions and the date.
@@ -72,18 +73,27 @@ class Server:
             [sys.executable, "-m", "qa_service", "serve", "--index", str(index), "--port", str(self.port)],
             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self.ready_s = self._wait_ready()
+        self.ready_s = self._wait_ready(in_a_row=1 if env.get("QA_SERVING__WORKERS", "1") == "1" else 20)
 
-    def _wait_ready(self, timeout: float = 120) -> float:
+    def _wait_ready(self, timeout: float = 120, in_a_row: int = 1) -> float:
+        """Seconds until ``/readyz`` answered 200 ``in_a_row`` times on new connections (with several
+        workers, each connection may reach another process)."""
         deadline = time.perf_counter() + timeout
+        ready, first = 0, None
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with status {self.process.returncode}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return time.perf_counter() - self.began
+                ok = httpx.get(self.url + "/readyz", timeout=2, headers={"Connection": "close"}).status_code == 200
             except httpx.TransportError:
-                pass
+                ok = False
+            if ok:
+                first = first or time.perf_counter() - self.began
+                ready += 1
+                if ready >= in_a_row:
+                    return first
+            else:
+                ready, first = 0, None
             time.sleep(0.02)
         raise RuntimeError("the server was not ready in time")
 
@@ -192,13 +202,20 @@ def main() -> None:
     finally:
         uncached.stop()
 
+    workers = Server(args.index, QA_SERVING__ANSWER_CACHE="0", QA_SERVING__WORKERS="2")
+    try:
+        load += [{**asyncio.run(concurrent_clients(workers.url, questions, 16, args.seconds)), "workers": 2}]
+    finally:
+        workers.stop()
+
     rows = [
         ("one encode (the floor)", floor, floor, None),
         ("/v1/ask, one client", percentile(single["ask"], 50), percentile(single["ask"], 99), None),
         ("/v1/search, one client", percentile(single["search"], 50), percentile(single["search"], 99), None),
         ("/v1/ask, repeated question (cache)", percentile(repeat["ask"], 50), percentile(repeat["ask"], 99), None),
         ("/v1/search, repeated query (cache)", percentile(repeat["search"], 50), percentile(repeat["search"], 99), None),
-        *((f"/v1/ask, {r['clients']} concurrent clients, no cache", r["p50"], r["p99"], r) for r in load),
+        *((f"/v1/ask, {r['clients']} concurrent clients, no cache, {r.get('workers', 1)} worker(s)", r["p50"], r["p99"], r)
+          for r in load),
     ]
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

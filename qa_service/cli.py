@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -132,6 +133,9 @@ def serve(
     index: IndexOption = None,
     host: Annotated[Optional[str], typer.Option(help="[env QA_HOST, default 127.0.0.1]")] = None,
     port: Annotated[Optional[int], typer.Option(help="[env QA_PORT, default 8000; 0 takes any free port]")] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(min=1, help="Server processes over the one bundle [env QA_SERVING__WORKERS, default 1]")
+    ] = None,
 ) -> None:
     """Serve the HTTP API and the chat widget."""
     import socket
@@ -141,6 +145,8 @@ def serve(
     from .api import create_app
 
     settings = _settings(index, host=host, port=port)
+    if workers is not None:
+        settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"workers": workers})})
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -156,8 +162,19 @@ def serve(
     host_part = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     base = f"http://{host_part}:{bound}"
     typer.echo(f"Chat widget demo at {base}/ · API docs at {base}/docs (index {settings.index_dir})", err=True)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=bound, log_level="info")
-    uvicorn.Server(config).run(sockets=[listener])
+    count = settings.serving.workers
+    if count == 1:
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=bound, log_level="info")
+        uvicorn.Server(config).run(sockets=[listener])
+        return
+    # Each worker process builds the app from the environment: hand it what the command line said.
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update({"QA_INDEX_DIR": str(settings.index_dir), "QA_SERVING__WORKERS": str(count)})
+    config = uvicorn.Config(
+        "qa_service.api:create_app", factory=True, host=settings.host, port=bound, workers=count, log_level="info"
+    )
+    Multiprocess(config, sockets=[listener]).run()
 
 
 def _answerer(settings: ServiceSettings):  # noqa: ANN202

@@ -6,6 +6,8 @@ they load the same bundle the same way and refuse the same misconfigurations.
 
 from __future__ import annotations
 
+import os
+
 from ingest.bundle import BundleError, load_bundle
 from ingest.embedding import Embedder, ModelNotFoundError
 
@@ -26,10 +28,13 @@ def build_answerer(settings: ServiceSettings, embedder: Embedder | None = None) 
         bundle = load_bundle(settings.index_dir, expected_model=settings.embed_model)
         embedder = embedder or Embedder(bundle.manifest.embed_model, settings.embed_batch_size)
         embedder.warm_up()
-        if settings.serving.model_threads:
+        threads = settings.serving.model_threads or (
+            max(1, (os.cpu_count() or 1) // settings.serving.workers) if settings.serving.workers > 1 else 0
+        )
+        if threads:  # several workers on a few cores must not each take every core
             import torch
 
-            torch.set_num_threads(settings.serving.model_threads)
+            torch.set_num_threads(threads)
         return Answerer(bundle, BatchingEncoder(embedder, settings.serving.batch_size), settings)
     except (BundleError, ModelNotFoundError, RerankerError) as exc:
         raise ServiceError(str(exc)) from None

@@ -121,11 +121,19 @@ class ServingSettings(BaseModel):
             "form the next one (micro-batching; a question alone is encoded at once)."
         ),
     )
+    workers: int = Field(
+        1, ge=1,
+        description=(
+            "Server processes (`qa serve --workers`), each with the bundle memory-mapped and its own model: "
+            "one process is bound by its Python work under the GIL, so more cores need more processes."
+        ),
+    )
     model_threads: int = Field(
         0, ge=0,
         description=(
-            "Threads the model's matrix arithmetic uses (torch.set_num_threads); 0: the machine's cores. "
-            "Encodes run one batch at a time in one thread, so the cores go to the batch."
+            "Threads the model's matrix arithmetic uses (torch.set_num_threads); 0: the machine's cores "
+            "shared out among the workers. Encodes run one batch at a time in one thread, so a process's "
+            "threads go to the batch."
         ),
     )
 

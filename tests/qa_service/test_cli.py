@@ -161,6 +161,34 @@ def test_serve_logs_where_to_go_first_and_answers_over_http(seed_settings: Servi
         assert proc.wait(30) in (0, -signal.SIGTERM)
 
 
+def test_serve_runs_several_worker_processes_over_one_bundle(seed_settings: ServiceSettings) -> None:
+    import psutil
+
+    proc, base = _serve("--index", str(seed_settings.index_dir), "--workers", "2")
+    try:
+        deadline = time.monotonic() + 120
+        while len(psutil.Process(proc.pid).children()) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "two workers did not start"
+            time.sleep(0.2)
+        # every worker loads the bundle; each new connection may reach either of them
+        ready_in_a_row = 0
+        while ready_in_a_row < 10:
+            assert time.monotonic() < deadline, "the workers did not all become ready"
+            try:  # refused until the workers listen
+                ok = httpx.get(base + "/readyz", timeout=10, headers={"Connection": "close"}).status_code == 200
+            except httpx.TransportError:
+                ok = False
+            ready_in_a_row = ready_in_a_row + 1 if ok else 0
+            time.sleep(0.05)
+        for _ in range(4):
+            answer = httpx.post(base + "/v1/ask", json={"question": "How long does baclofen stay in the body?"},
+                                headers={"Connection": "close"}, timeout=60)
+            assert answer.status_code == 200 and answer.json()["answered"]
+    finally:
+        proc.terminate()
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+
+
 def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSettings, tmp_path: Path) -> None:
     feedback_db = tmp_path / "votes" / "feedback.sqlite3"
     proc, base = _serve(
