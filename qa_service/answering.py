@@ -394,13 +394,14 @@ class Answerer:
             return compute()
         with self._cache_lock:
             hit = self._cache.get(key)
+            if hit is not None:
+                self.cache_hits += 1
         if hit is None:
             hit = compute()
             with self._cache_lock:
                 self._cache[key] = hit
-            self.cache_misses += 1
+                self.cache_misses += 1
             return hit
-        self.cache_hits += 1
         field = "question" if isinstance(hit, AskResponse) else "query"
         return hit.model_copy(update={field: question, "took_ms": (time.perf_counter() - began) * 1000})
 
