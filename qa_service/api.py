@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -220,21 +221,23 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
             "index_built": manifest.created_at,
         }
 
+    # The answerer's responses are built from validated models: they are written as JSON here, in the
+    # worker thread that made them (what FastAPI would write, without validating them again in another).
     @app.post("/v1/ask", response_model=AskResponse, tags=["qa"], responses=ERRORS)
-    def ask(request: AskRequest) -> AskResponse:
+    def ask(request: AskRequest) -> Response:
         """Answer a question with verbatim, cited spans, or decline (`answered: false`)."""
-        return state.require().ask(request.question, request.top_k, request.doc_ids)
+        return _json(state.require().ask(request.question, request.top_k, request.doc_ids))
 
     @app.get("/v1/search", response_model=SearchResponse, tags=["qa"], responses=ERRORS)
     def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="The query")],
         k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages")] = 10,
         doc_id: Annotated[list[str] | None, Query(description="Only search these documents")] = None,
-    ) -> SearchResponse:
+    ) -> Response:
         """Ranked passages for a query (hybrid dense + BM25 retrieval)."""
         if not q.strip():
             raise RequestValidationError([{"loc": ("query", "q"), "type": "string_too_short", "msg": "empty"}])
-        return state.require().search(q, k, doc_id)
+        return _json(state.require().search(q, k, doc_id))
 
     @app.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, tags=["feedback"], responses=ERRORS)
     def add_feedback(request: FeedbackRequest) -> FeedbackResponse:
@@ -283,6 +286,11 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         return DocumentDetail(**_summary(found).model_dump(), text=found.text)
 
     return app
+
+
+def _json(model: BaseModel) -> Response:
+    """``model`` as FastAPI's own serialisation of a response model writes it (same bytes, same headers)."""
+    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Document
