@@ -59,10 +59,27 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--index", type=Path, default=REPO / "index")
     parser.add_argument("--questions", default="gold")
+    parser.add_argument("--vectors", type=Path, help="Keep every text's encoding in this file and reuse it: the "
+                        "model's float noise from run to run (a last bit of a cosine) is then out of the comparison")
     args = parser.parse_args()
     settings = ServiceSettings(index_dir=args.index)
     answerer = build_answerer(settings)
     answerer._cache = None  # every question read afresh
+    if args.vectors:
+        import pickle
+
+        import numpy as np
+
+        known = pickle.loads(args.vectors.read_bytes()) if args.vectors.exists() else {}
+        encode = answerer.embedder.embed
+
+        def embed(texts, progress=None):  # noqa: ANN001, ANN202
+            missing = [t for t in dict.fromkeys(texts) if t not in known]
+            if missing:
+                known.update(zip(missing, encode(missing)))
+            return np.stack([known[t] for t in texts])
+
+        answerer.embedder.embed = embed
     with open(args.out, "w", encoding="utf-8") as out:
         for question in questions(args.questions):
             record = {"question": question}
@@ -82,6 +99,8 @@ def main() -> None:
                 ],
             }
             out.write(json.dumps(record, sort_keys=True) + "\n")
+    if args.vectors:
+        args.vectors.write_bytes(pickle.dumps(known))
     print(f"{args.out}: done", file=sys.stderr)
 
 
