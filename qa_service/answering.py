@@ -332,8 +332,8 @@ class Answerer:
         unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates)
         for row in unit_ranks:
             rows.add(row)
-        rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
         ordered = np.array(sorted(rows), dtype=np.int64)
+        ordered = ordered[(units["flags"][ordered] & HEADING_FLAG) == 0]
         # Units compared with "it" for the names order the answers; but the ranker's confidence
         # was fitted on questions compared whole, and "What is it?" is near nothing. Each unit's
         # confidence is the better of the two readings, so naming a medicine never costs an answer.

@@ -15,7 +15,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 from . import __version__
@@ -125,6 +127,35 @@ def _describe(errors: list[dict]) -> tuple[int, str, str]:
     return 422, "invalid_request", f"{field}: {err.get('msg', 'invalid value')}"
 
 
+class SecurityHeaders:
+    """Adds ``X-Content-Type-Options: nosniff`` to every response, and the page's content security and
+    referrer policies to the demo page and the widget's files. A plain ASGI middleware: it edits the
+    response's headers as they pass, where an ``@app.middleware("http")`` function costs every request
+    a task and a stream to copy the body through."""
+
+    PAGES = ("/", "/widget.js", "/widget.css")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = scope["path"] in self.PAGES
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if page:
+                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                    headers["Referrer-Policy"] = "no-referrer"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: ServiceSettings | None = None, load: bool = True) -> FastAPI:
     settings = settings or ServiceSettings()
     state = ServiceState(settings)
@@ -158,14 +189,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         max_age=600,
     )
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.url.path in ("/", "/widget.js", "/widget.css"):
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-            response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def _static(name: str, media_type: str) -> FileResponse:
         return FileResponse(STATIC / name, media_type=media_type, headers={"Cache-Control": "no-cache"})

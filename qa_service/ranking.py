@@ -119,6 +119,8 @@ class FeatureBuilder:
         units = bundle.units
         n = len(units)
         self._heading_of = _heading_rows(units)
+        # a plain view of the (memory-mapped) unit vectors: a row costs an index, not a memmap
+        self._unit_vectors = np.asarray(bundle.unit_vectors)
         doc = units["doc"].astype(np.int64)
         flags = units["flags"].astype(np.int64)
         rows = np.arange(n, dtype=np.int64)
@@ -289,13 +291,14 @@ class FeatureBuilder:
         known = np.array(row_list + extra, dtype=np.int64)
         order = np.argsort(known, kind="stable")
         known_sorted = known[order]
+        unit_vectors = self._unit_vectors
         out = []
         for question_vector in question_vectors:
             features = base.copy()
             if count:
-                cos = np.asarray(bundle.unit_vectors[rows], dtype=np.float32) @ question_vector
-                # one row at a time, as a unit outside the candidates always was
-                extra_cos = [float(np.asarray(bundle.unit_vectors[r], dtype=np.float32) @ question_vector) for r in extra]
+                cos = np.asarray(unit_vectors[rows], dtype=np.float32) @ question_vector
+                # one row at a time, as a unit outside the candidates always was (same float rounding)
+                extra_cos = [float(np.asarray(unit_vectors[r], dtype=np.float32) @ question_vector) for r in extra]
                 values = np.concatenate([cos.astype(np.float64), np.array(extra_cos, dtype=np.float64)])[order]
 
                 def cosine_of(which: np.ndarray) -> np.ndarray:
