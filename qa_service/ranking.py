@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.bundle import Bundle
+from ingest.documents import Document
 from ingest.analysis import terms as tokenize
 from ingest.units import HEADING_FLAG, LEAD_IN_FLAG, LIST_FLAG
 
@@ -80,6 +81,22 @@ def _heading_rows(units: np.ndarray) -> np.ndarray:
     valid = last >= 0
     valid[valid] = units["doc"][last[valid]] == units["doc"][valid]
     return np.where(valid, last, -1)
+
+
+def _sections_at(document: Document, offsets: np.ndarray) -> np.ndarray:
+    """Index into ``document.sections`` of the section each offset lies in (-1: none), as
+    ``document.section_at`` finds it."""
+    sections = document.sections
+    starts = np.array([s.start for s in sections], dtype=np.int64)
+    ends = np.array([s.end for s in sections], dtype=np.int64)
+    if np.all(starts <= ends) and np.all(starts[1:] >= ends[:-1]):
+        # in order and apart: the one that starts last at or before the offset, if it reaches it
+        at = np.searchsorted(starts, offsets, side="right") - 1
+        inside = (at >= 0) & (offsets < ends[np.maximum(at, 0)]) & (offsets >= starts[np.maximum(at, 0)])
+        return np.where(inside, at, -1)
+    found = [document.section_at(int(o)) for o in offsets]
+    index = {id(s): i for i, s in enumerate(sections)}
+    return np.array([-1 if s is None else index[id(s)] for s in found], dtype=np.int64)
 
 
 @dataclass
@@ -149,18 +166,21 @@ class FeatureBuilder:
         self._section_of = np.full(n, -1, dtype=np.int64)
         self._first = np.zeros(n, dtype=np.float64)
         titles: dict[str, int] = {}
-        for d, doc_id in enumerate(bundle.doc_ids):
-            sections = bundle.documents[doc_id].sections
+        unit_starts = units["start"]
+        after_heading = np.zeros(n, dtype=bool)
+        after_heading[1:] = heading[:-1]
+        for doc_id in bundle.doc_ids:
+            document = bundle.documents[doc_id]
             lo, hi = bundle.unit_range(doc_id)
-            for row in range(lo, hi):
-                section = bundle.documents[doc_id].section_at(starts[row]) if sections else None
-                if section is None:
-                    continue
-                if section.title:
-                    self._section_of[row] = titles.setdefault(section.title, len(titles))
-                if section.heading is not None and row > 0 and flag_list[row - 1] & HEADING_FLAG:
-                    self._first[row] = 1.0
+            if not document.sections or lo == hi:
+                continue
+            title = np.array([titles.setdefault(s.title, len(titles)) if s.title else -1 for s in document.sections])
+            headed = np.array([s.heading is not None for s in document.sections] + [False])
+            at = _sections_at(document, unit_starts[lo:hi])
+            self._section_of[lo:hi] = np.where(at >= 0, title[at], -1)
+            self._first[lo:hi] = headed[at] & after_heading[lo:hi]  # (at == -1 reads the False at the end)
         self._title_terms = [frozenset(tokenize([title])[0]) for title in titles]
+        self._title_keys = list(titles)
         # Per unit, filled the first time it is a candidate: its terms, its answer types, the chunks holding it.
         # (kept for at most 200,000 units at a time: a large corpus is read a part at a time)
         self._seen: dict[int, tuple[frozenset[str], tuple[int, ...]]] = {}
