@@ -18,7 +18,7 @@ from ingest.embedding import VectorEncoder
 
 import numpy as np
 
-from ingest.units import HEADING_FLAG, unit_from_row
+from ingest.units import HEADING_FLAG, Unit, unit_from_row
 
 from ingest.subjects import other_names
 from .abstention import UnknownSubjectDetector, confidence_label
@@ -173,6 +173,17 @@ class Answerer:
         self._cache_lock = threading.Lock()
         self.cache_hits = 0
         self.cache_misses = 0
+        # Answer units as the span grower reads them: a document's, the first time a span grows in it.
+        self._units: list[Unit | None] = [None] * len(bundle.units)
+        self._doc_units = [bundle.unit_range(doc_id) for doc_id in bundle.doc_ids]
+
+    def _window(self, doc_row: int, lo: int, hi: int) -> list[Unit]:
+        """Units ``[lo, hi)`` of the bundle, all of document ``doc_row``."""
+        made = self._units
+        first, end = self._doc_units[doc_row]
+        if first < end and made[first] is None:
+            made[first:end] = [unit_from_row(row) for row in self.bundle.units[first:end]]
+        return made[lo:hi]  # type: ignore[return-value]
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -325,41 +336,41 @@ class Answerer:
         unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates)
         for row in unit_ranks:
             rows.add(row)
-        rows = {r for r in rows if not units["flags"][r] & HEADING_FLAG}
         ordered = np.array(sorted(rows), dtype=np.int64)
-        candidates = self.features.build(
-            query.ranking, unit_vector, ordered, passage_scores, unit_ranks, absent, read_with
+        ordered = ordered[(units["flags"][ordered] & HEADING_FLAG) == 0]
+        # Units compared with "it" for the names order the answers; but the ranker's confidence
+        # was fitted on questions compared whole, and "What is it?" is near nothing. Each unit's
+        # confidence is the better of the two readings, so naming a medicine never costs an answer.
+        readings = self.features.build_many(
+            query.ranking, [unit_vector, query_vector] if query.units else [unit_vector], ordered,
+            passage_scores, unit_ranks, absent, read_with,
         )
+        candidates = readings[0]
         probability = self.ranker(candidates.features)
         confidence = probability
         if query.units:
-            # Units compared with "it" for the names order the answers; but the ranker's confidence
-            # was fitted on questions compared whole, and "What is it?" is near nothing. Each unit's
-            # confidence is the better of the two readings, so naming a medicine never costs an answer.
-            whole = self.features.build(
-                query.ranking, query_vector, ordered, passage_scores, unit_ranks, absent, read_with
-            )
-            confidence = np.maximum(probability, self.ranker(whole.features))
-        score_of = dict(zip(ordered.tolist(), probability.tolist()))
+            confidence = np.maximum(probability, self.ranker(readings[1].features))
 
         scored: list[ScoredSpan] = []
         covered: list[tuple[int, int]] = []  # unit rows already inside an answer span
-        seen: dict = {}  # bundle row -> Unit, for the windows spans grow in (they overlap)
-        for i in np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]:
+        passage_cosine = FEATURES.index("passage_cosine")
+        for i in np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans].tolist():
             row = int(ordered[i])
             if any(a <= row <= b for a, b in covered):
                 continue
             doc_row = int(units["doc"][row])
-            doc_id = bundle.doc_ids[doc_row]
-            first_row, end_row = bundle.unit_range(doc_id)
+            first_row, end_row = self._doc_units[doc_row]
             lo, hi = max(first_row, row - 40), min(end_row, row + 41)
-            window = [seen[r] if r in seen else seen.setdefault(r, unit_from_row(units[r])) for r in range(lo, hi)]
-            scores = np.array([score_of.get(r, -np.inf) for r in range(lo, hi)])
+            window = self._window(doc_row, lo, hi)
+            # the window's scores: the candidates' probabilities (``ordered`` is sorted), -inf elsewhere
+            scores = np.full(hi - lo, -np.inf)
+            a, b = np.searchsorted(ordered, (lo, hi)).tolist()
+            scores[ordered[a:b] - lo] = probability[a:b]
             a, b = self.grower.grow(window, scores, row - lo)
             covered.append((lo + a, lo + b))
             chunk_id = candidates.chunk_of[i]
             candidate = by_chunk.get(chunk_id) or Candidate(
-                bundle.chunks[chunk_id], 0.0, float(candidates.features[i][FEATURES.index("passage_cosine")]), 0.0
+                bundle.chunks[chunk_id], 0.0, float(candidates.features[i][passage_cosine]), 0.0
             )
             span = Span(window[a].start, window[b].end, row)
             features = dict(zip(FEATURES, candidates.features[i].tolist()))

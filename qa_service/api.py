@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 from . import __version__
@@ -124,6 +127,35 @@ def _describe(errors: list[dict]) -> tuple[int, str, str]:
     return 422, "invalid_request", f"{field}: {err.get('msg', 'invalid value')}"
 
 
+class SecurityHeaders:
+    """Adds ``X-Content-Type-Options: nosniff`` to every response, and the page's content security and
+    referrer policies to the demo page and the widget's files. A plain ASGI middleware: it edits the
+    response's headers as they pass, where an ``@app.middleware("http")`` function costs every request
+    a task and a stream to copy the body through."""
+
+    PAGES = ("/", "/widget.js", "/widget.css")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = scope["path"] in self.PAGES
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if page:
+                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                    headers["Referrer-Policy"] = "no-referrer"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: ServiceSettings | None = None, load: bool = True) -> FastAPI:
     settings = settings or ServiceSettings()
     state = ServiceState(settings)
@@ -157,14 +189,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         max_age=600,
     )
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.url.path in ("/", "/widget.js", "/widget.css"):
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-            response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def _static(name: str, media_type: str) -> FileResponse:
         return FileResponse(STATIC / name, media_type=media_type, headers={"Cache-Control": "no-cache"})
@@ -220,21 +245,23 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
             "index_built": manifest.created_at,
         }
 
+    # The answerer's responses are built from validated models: they are written as JSON here, in the
+    # worker thread that made them (what FastAPI would write, without validating them again in another).
     @app.post("/v1/ask", response_model=AskResponse, tags=["qa"], responses=ERRORS)
-    def ask(request: AskRequest) -> AskResponse:
+    def ask(request: AskRequest) -> Response:
         """Answer a question with verbatim, cited spans, or decline (`answered: false`)."""
-        return state.require().ask(request.question, request.top_k, request.doc_ids)
+        return _json(state.require().ask(request.question, request.top_k, request.doc_ids))
 
     @app.get("/v1/search", response_model=SearchResponse, tags=["qa"], responses=ERRORS)
     def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="The query")],
         k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages")] = 10,
         doc_id: Annotated[list[str] | None, Query(description="Only search these documents")] = None,
-    ) -> SearchResponse:
+    ) -> Response:
         """Ranked passages for a query (hybrid dense + BM25 retrieval)."""
         if not q.strip():
             raise RequestValidationError([{"loc": ("query", "q"), "type": "string_too_short", "msg": "empty"}])
-        return state.require().search(q, k, doc_id)
+        return _json(state.require().search(q, k, doc_id))
 
     @app.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, tags=["feedback"], responses=ERRORS)
     def add_feedback(request: FeedbackRequest) -> FeedbackResponse:
@@ -283,6 +310,11 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         return DocumentDetail(**_summary(found).model_dump(), text=found.text)
 
     return app
+
+
+def _json(model: BaseModel) -> Response:
+    """``model`` as FastAPI's own serialisation of a response model writes it (same bytes, same headers)."""
+    return Response(content=model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Document

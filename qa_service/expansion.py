@@ -50,6 +50,10 @@ class QueryExpander:
     def __init__(self, entries: dict[str, list[str]], names: dict[str, list[str]] | None = None) -> None:
         self._entries = [(_stems(key), key, values) for key, values in entries.items() if _stems(key)]
         self._names = {key.casefold(): values for key, values in (names or {}).items()}
+        # The entries by their key's first stem: a question is matched only against those it could hold.
+        self._by_first: dict[str, list[int]] = {}
+        for i, (key_stems, _, _) in enumerate(self._entries):
+            self._by_first.setdefault(key_stems[0], []).append(i)
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_SYNONYMS, names: dict[str, list[str]] | None = None) -> QueryExpander:
@@ -69,11 +73,16 @@ class QueryExpander:
         stems = _stems(question)
         terms: dict[str, None] = {}
         matched = []
-        for key_stems, key, values in self._entries:
-            n = len(key_stems)
-            if any(stems[i:i + n] == key_stems for i in range(len(stems) - n + 1)):
-                matched.append(key)
-                terms.update(dict.fromkeys(values))
+        found: set[int] = set()
+        for i, stem in enumerate(stems):
+            for entry in self._by_first.get(stem, ()):
+                key_stems = self._entries[entry][0]
+                if stems[i:i + len(key_stems)] == key_stems:
+                    found.add(entry)
+        for entry in sorted(found):  # in the file's order
+            _, key, values = self._entries[entry]
+            matched.append(key)
+            terms.update(dict.fromkeys(values))
         words = {w.casefold() for w in _WORD.findall(question)}
         names = dict.fromkeys(n for w in words & self._names.keys() for n in self._names[w] if n not in words)
         return Expansion(question, list(terms), matched, tuple(names))

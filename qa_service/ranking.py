@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.bundle import Bundle
+from ingest.documents import Document
 from ingest.analysis import terms as tokenize
 from ingest.units import HEADING_FLAG, LEAD_IN_FLAG, LIST_FLAG
 
@@ -82,6 +83,22 @@ def _heading_rows(units: np.ndarray) -> np.ndarray:
     return np.where(valid, last, -1)
 
 
+def _sections_at(document: Document, offsets: np.ndarray) -> np.ndarray:
+    """Index into ``document.sections`` of the section each offset lies in (-1: none), as
+    ``document.section_at`` finds it."""
+    sections = document.sections
+    starts = np.array([s.start for s in sections], dtype=np.int64)
+    ends = np.array([s.end for s in sections], dtype=np.int64)
+    if np.all(starts <= ends) and np.all(starts[1:] >= ends[:-1]):
+        # in order and apart: the one that starts last at or before the offset, if it reaches it
+        at = np.searchsorted(starts, offsets, side="right") - 1
+        inside = (at >= 0) & (offsets < ends[np.maximum(at, 0)]) & (offsets >= starts[np.maximum(at, 0)])
+        return np.where(inside, at, -1)
+    found = [document.section_at(int(o)) for o in offsets]
+    index = {id(s): i for i, s in enumerate(sections)}
+    return np.array([-1 if s is None else index[id(s)] for s in found], dtype=np.int64)
+
+
 @dataclass
 class Candidates:
     """Candidate answer units of one question: bundle rows and their feature matrix."""
@@ -94,7 +111,15 @@ class Candidates:
 
 
 class FeatureBuilder:
-    """Computes :data:`FEATURES` for candidate units of a bundle."""
+    """Computes :data:`FEATURES` for candidate units of a bundle.
+
+    What a feature needs of a unit and not of the question (its neighbours, the
+    lead-in of its list, its heading, its section, its length; lazily its terms,
+    answer types and the chunks holding it) is worked out once per bundle, so a
+    question costs array arithmetic over its candidates plus one small loop for
+    the chunk each unit is read in. The features are those of the plain per-unit
+    reading, value for value.
+    """
 
     def __init__(self, bundle: Bundle, idf: dict[str, float]) -> None:
         self.bundle = bundle
@@ -108,24 +133,89 @@ class FeatureBuilder:
             self._chunk_starts[doc_id] = (
                 np.array([c.start for c in chunks]), np.array([c.end for c in chunks]), np.array([c.chunk_id for c in chunks])
             )
-        self._unit_tokens: dict[int, list[str]] = {}
-        self._heading_of = _heading_rows(bundle.units)
+        units = bundle.units
+        n = len(units)
+        self._heading_of = _heading_rows(units)
+        # a plain view of the (memory-mapped) unit vectors: a row costs an index, not a memmap
+        self._unit_vectors = np.asarray(bundle.unit_vectors)
+        doc = units["doc"].astype(np.int64)
+        flags = units["flags"].astype(np.int64)
+        rows = np.arange(n, dtype=np.int64)
+        heading = (flags & HEADING_FLAG) > 0
+        # The units before and after each one in its document, unless a heading (-1: none).
+        self._prev = np.full(n, -1, dtype=np.int64)
+        self._next = np.full(n, -1, dtype=np.int64)
+        if n > 1:
+            ok = (doc[:-1] == doc[1:]) & ~heading[:-1]
+            self._prev[1:][ok] = rows[:-1][ok]
+            ok = (doc[1:] == doc[:-1]) & ~heading[1:]
+            self._next[:-1][ok] = rows[1:][ok]
+        # The lead-in ("Symptoms of overdose:") or heading a list item's list follows (-1: none).
+        self._lead_in = np.full(n, -1, dtype=np.int64)
+        doc_list, flag_list = doc.tolist(), flags.tolist()
+        for row in np.flatnonzero(flags & LIST_FLAG).tolist():
+            j = row - 1
+            while j >= 0 and j > row - 30 and doc_list[j] == doc_list[row] and flag_list[j] & LIST_FLAG:
+                j -= 1
+            if j >= 0 and doc_list[j] == doc_list[row] and flag_list[j] & (LEAD_IN_FLAG | HEADING_FLAG):
+                self._lead_in[row] = j
+        self._list_item = ((flags & LIST_FLAG) > 0).astype(np.float64)
+        starts, ends = units["start"].tolist(), units["end"].tolist()
+        self._length = np.array([math.log1p(e - s) for s, e in zip(starts, ends)], dtype=np.float64)
+        # The section each unit begins in: its title's terms (by title), and whether the unit opens it.
+        self._section_of = np.full(n, -1, dtype=np.int64)
+        self._first = np.zeros(n, dtype=np.float64)
+        titles: dict[str, int] = {}
+        unit_starts = units["start"]
+        after_heading = np.zeros(n, dtype=bool)
+        after_heading[1:] = heading[:-1]
+        for doc_id in bundle.doc_ids:
+            document = bundle.documents[doc_id]
+            lo, hi = bundle.unit_range(doc_id)
+            if not document.sections or lo == hi:
+                continue
+            title = np.array([titles.setdefault(s.title, len(titles)) if s.title else -1 for s in document.sections])
+            headed = np.array([s.heading is not None for s in document.sections] + [False])
+            at = _sections_at(document, unit_starts[lo:hi])
+            self._section_of[lo:hi] = np.where(at >= 0, title[at], -1)
+            self._first[lo:hi] = headed[at] & after_heading[lo:hi]  # (at == -1 reads the False at the end)
+        self._title_terms = [frozenset(tokenize([title])[0]) for title in titles]
+        self._title_keys = list(titles)
+        # Per unit, filled the first time it is a candidate: its terms, its answer types, the chunks holding it.
+        # (kept for at most 200,000 units at a time: a large corpus is read a part at a time)
+        self._seen: dict[int, tuple[frozenset[str], tuple[int, ...]]] = {}
+        self._types = np.zeros(n, dtype=np.int8)
 
     def _tokens(self, row: int) -> list[str]:
-        cached = self._unit_tokens.get(row)
-        if cached is None:
-            unit = self.bundle.units[row]
-            text = self.bundle.documents[self.bundle.doc_ids[unit["doc"]]].text[unit["start"]:unit["end"]]
-            cached = self._unit_tokens[row] = tokenize([text])[0]
-            if len(self._unit_tokens) > 200_000:
-                self._unit_tokens.clear()
-        return cached
+        unit = self.bundle.units[row]
+        text = self.bundle.documents[self.bundle.doc_ids[unit["doc"]]].text[unit["start"]:unit["end"]]
+        return tokenize([text])[0]
 
     def chunks_holding(self, doc_id: str, start: int) -> np.ndarray:
         starts, ends, ids = self._chunk_starts.get(doc_id, (np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)))
         hi = int(np.searchsorted(starts, start, side="right"))
         holding = [int(ids[i]) for i in range(max(0, hi - 8), hi) if ends[i] > start]
         return np.array(holding or ([int(ids[hi - 1])] if hi else []), dtype=np.int64)
+
+    def _learn(self, rows: list[int]) -> None:
+        """Terms, answer types and holding chunks of units not seen before."""
+        bundle = self.bundle
+        units = bundle.units
+        seen = self._seen
+        if len(seen) + len(rows) > 200_000:
+            seen.clear()
+        for row in rows:
+            if row in seen:
+                continue
+            unit = units[row]
+            doc_id = bundle.doc_ids[unit["doc"]]
+            start, end = int(unit["start"]), int(unit["end"])
+            text = bundle.documents[doc_id].text[start:end]
+            self._types[row] = (
+                (1 if _DURATION_A.search(text) else 0) | (2 if _AMOUNT_A.search(text) else 0)
+                | (4 if _INSTRUCTION_A.search(text) else 0)
+            )
+            seen[row] = (frozenset(tokenize([text])[0]), tuple(self.chunks_holding(doc_id, start).tolist()))
 
     def build(
         self,
@@ -141,94 +231,117 @@ class FeatureBuilder:
         ``unit_ranks`` a unit found by the corpus-wide unit search to its rank, ``read_with`` a unit
         read as context of a passage that does not hold it (the rest of a paragraph the chunk cuts)
         to that passage."""
+        return self.build_many(question, [question_vector], rows, passage_scores, unit_ranks, absent, read_with)[0]
+
+    def build_many(
+        self,
+        question: str,
+        question_vectors: Sequence[np.ndarray],
+        rows: np.ndarray,
+        passage_scores: dict[int, tuple[float, int]],
+        unit_ranks: dict[int, int],
+        absent: float,
+        read_with: dict[int, int] | None = None,
+    ) -> list[Candidates]:
+        """:meth:`build` for each of ``question_vectors`` (readings of one question that differ only in
+        what is embedded): what does not depend on the vector is computed once."""
         read_with = read_with or {}
         bundle = self.bundle
-        units = bundle.units
-        vectors = bundle.unit_vectors
-        n_units = len(units)
         rows = np.asarray(rows, dtype=np.int64)
-        cos = np.asarray(vectors[rows], dtype=np.float32) @ question_vector if len(rows) else np.zeros(0)
+        row_list = rows.tolist()
+        count = len(row_list)
+        self._learn(row_list)
         terms = {t for t in tokenize([question])[0] if t in self.idf}
         wants = question_types(question)
-        best_cos = float(cos.max()) if len(cos) else 0.0
-        features = np.zeros((len(rows), len(FEATURES)), dtype=np.float64)
+        base = np.zeros((count, len(FEATURES)), dtype=np.float64)
+        column = {name: i for i, name in enumerate(FEATURES)}
+
+        # idf-weighted coverage of the question's terms: by the unit, by its section's title
+        idf = self.idf
+        if terms:
+            total = sum(idf.get(t, 0.0) for t in terms)
+            if total:
+                seen = self._seen
+                base[:, column["coverage"]] = [
+                    sum(idf.get(t, 0.0) for t in terms & seen[row][0]) / total for row in row_list
+                ]
+                sections = self._section_of[rows]
+                title_cov = {s: sum(idf.get(t, 0.0) for t in terms & self._title_terms[s]) / total
+                             for s in set(sections.tolist()) if s >= 0}
+                base[:, column["section"]] = [title_cov.get(s, 0.0) for s in sections.tolist()]
+
+        # the chunk each unit is read in: a read passage if one holds it, else the best chunk that does
         chunk_of: list[int] = []
-        cosine_cache: dict[int, float] = {int(r): float(c) for r, c in zip(rows, cos)}
-
-        def unit_cos(row: int) -> float:
-            if row not in cosine_cache:
-                cosine_cache[row] = float(np.asarray(vectors[row], dtype=np.float32) @ question_vector)
-            return cosine_cache[row]
-
-        chunk_cos: dict[int, float] = {}
-        for i, row in enumerate(rows.tolist()):
-            unit = units[row]
-            doc_id = bundle.doc_ids[unit["doc"]]
-            document = bundle.documents[doc_id]
-            start, end, flags = int(unit["start"]), int(unit["end"]), int(unit["flags"])
-            # neighbours in the same document
-            neighbour = 0.0
-            for other in (row - 1, row + 1):
-                if 0 <= other < n_units and units[other]["doc"] == unit["doc"] and not units[other]["flags"] & HEADING_FLAG:
-                    neighbour = max(neighbour, unit_cos(other))
-            # the lead-in a list item belongs to
-            lead_in = 0.0
-            if flags & LIST_FLAG:
-                j = row - 1
-                while j >= 0 and j > row - 30 and units[j]["doc"] == unit["doc"] and units[j]["flags"] & LIST_FLAG:
-                    j -= 1
-                if j >= 0 and units[j]["doc"] == unit["doc"] and units[j]["flags"] & (LEAD_IN_FLAG | HEADING_FLAG):
-                    lead_in = unit_cos(j)
-            heading = int(self._heading_of[row])
-            heading_cos = unit_cos(heading) if heading >= 0 else 0.0
-            section = document.section_at(start)
-            title = section.title if section and section.title else ""
-            section_cov = _coverage(terms, self.idf, tokenize([title])[0]) if title else 0.0
-            first = section is not None and section.heading is not None and row > 0 and bool(
-                units[row - 1]["flags"] & HEADING_FLAG
-            )
-            # the chunk: a read passage if one holds the unit, else the best chunk that does
-            holding = self.chunks_holding(doc_id, start)
-            read = [c for c in holding.tolist() if c in passage_scores]
+        p_scores = base[:, column["passage_score"]]
+        p_first = base[:, column["passage_first"]]
+        seen = self._seen
+        for i, row in enumerate(row_list):
+            holding = seen[row][1]
+            read = [c for c in holding if c in passage_scores]
             if not read and row in read_with:
                 read = [read_with[row]]
             if read:
                 chunk = max(read, key=lambda c: passage_scores[c][0])
                 p_score, p_rank = passage_scores[chunk]
+                p_scores[i] = p_score
+                p_first[i] = 1.0 / p_rank if p_rank else 0.0
             else:
-                chunk, p_score, p_rank = (int(holding[0]) if len(holding) else -1), 0.0, 0
-            if chunk >= 0 and chunk not in chunk_cos:
-                chunk_cos[chunk] = float(bundle.vectors([chunk])[0] @ question_vector)
+                chunk = holding[0] if holding else -1
             chunk_of.append(chunk)
-            text = document.text[start:end]
-            has = (bool(_DURATION_A.search(text)), bool(_AMOUNT_A.search(text)), bool(_INSTRUCTION_A.search(text)))
-            asked = [w for w in wants if w]
-            match = sum(1 for w, h in zip(wants, has) if w and h)
-            features[i] = (
-                cos[i],
-                best_cos - cos[i],
-                _coverage(terms, self.idf, self._tokens(row)),
-                neighbour,
-                lead_in,
-                section_cov,
-                heading_cos,
-                chunk_cos.get(chunk, 0.0),
-                p_score,
-                1.0 / p_rank if p_rank else 0.0,
-                1.0 / unit_ranks[row] if row in unit_ranks else 0.0,
-                float(match > 0),
-                float(bool(asked) and match == 0),
-                float(bool(flags & LIST_FLAG)),
-                float(first),
-                math.log1p(end - start),
-                absent,
-            )
-        if len(rows):
-            # Relative to the best-matching heading among the candidates: which section the question
-            # means ("If you forget to take X" for "I skipped a dose"), not how headed the corpus is.
-            column = FEATURES.index("heading_cosine")
-            features[:, column] -= features[:, column].max()
-        return Candidates(rows, features, cos, chunk_of)
+        base[:, column["unit_first"]] = [1.0 / unit_ranks[r] if r in unit_ranks else 0.0 for r in row_list]
+
+        # the answer type the question asks for, and whether the unit has one
+        wanted = (1 if wants[0] else 0) | (2 if wants[1] else 0) | (4 if wants[2] else 0)
+        if wanted:
+            matched = (self._types[rows] & wanted) > 0
+            base[:, column["type_match"]] = matched
+            base[:, column["type_missing"]] = ~matched
+        base[:, column["list_item"]] = self._list_item[rows]
+        base[:, column["first_in_section"]] = self._first[rows]
+        base[:, column["length"]] = self._length[rows]
+        base[:, column["absent"]] = absent
+
+        # the vector's part: cosines of the units, their neighbours, lead-ins, headings and chunks
+        prev, nxt, lead, heading = self._prev[rows], self._next[rows], self._lead_in[rows], self._heading_of[rows]
+        chunks = np.array(chunk_of, dtype=np.int64)
+        distinct = sorted({c for c in chunk_of if c >= 0})
+        chunk_vectors = bundle.vectors(distinct)
+        in_rows = set(row_list)
+        extra = sorted({r for r in np.concatenate([prev, nxt, lead, heading]).tolist() if r >= 0} - in_rows)
+        known = np.array(row_list + extra, dtype=np.int64)
+        order = np.argsort(known, kind="stable")
+        known_sorted = known[order]
+        unit_vectors = self._unit_vectors
+        out = []
+        for question_vector in question_vectors:
+            features = base.copy()
+            if count:
+                cos = np.asarray(unit_vectors[rows], dtype=np.float32) @ question_vector
+                # one row at a time, as a unit outside the candidates always was (same float rounding)
+                extra_cos = [float(np.asarray(unit_vectors[r], dtype=np.float32) @ question_vector) for r in extra]
+                values = np.concatenate([cos.astype(np.float64), np.array(extra_cos, dtype=np.float64)])[order]
+
+                def cosine_of(which: np.ndarray) -> np.ndarray:
+                    found = np.where(which >= 0, values[np.searchsorted(known_sorted, np.maximum(which, 0))], 0.0)
+                    return found
+
+                best_cos = float(cos.max())
+                features[:, column["cosine"]] = cos
+                features[:, column["cosine_gap"]] = best_cos - cos
+                neighbour = np.maximum(np.where(prev >= 0, cosine_of(prev), 0.0), 0.0)
+                neighbour = np.maximum(neighbour, np.where(nxt >= 0, cosine_of(nxt), 0.0))
+                features[:, column["neighbour"]] = neighbour
+                features[:, column["lead_in"]] = cosine_of(lead)
+                features[:, column["heading_cosine"]] = cosine_of(heading)
+                chunk_cos = {c: float(chunk_vectors[k] @ question_vector) for k, c in enumerate(distinct)}
+                features[:, column["passage_cosine"]] = [chunk_cos[c] if c >= 0 else 0.0 for c in chunk_of]
+                # Relative to the best-matching heading among the candidates: which section the question
+                # means ("If you forget to take X" for "I skipped a dose"), not how headed the corpus is.
+                features[:, column["heading_cosine"]] -= features[:, column["heading_cosine"]].max()
+            else:
+                cos = np.zeros(0)
+            out.append(Candidates(rows, features, cos, list(chunk_of)))
+        return out
 
 
 @dataclass(frozen=True)
