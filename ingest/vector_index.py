@@ -60,13 +60,13 @@ class IndexPolicy(BaseModel):
 
     kind: IndexKind | None = None
     """Force one kind; ``None`` chooses by size."""
-    approximate_above: int = 200_000
-    """Rows beyond which an approximate index replaces exact search (measured: exact
-    search over 200k MiniLM vectors takes about 5 ms on 2 cores, half the query encode)."""
+    approximate_above: int = 50_000
+    """Rows beyond which an approximate index replaces exact search (an exact search reads
+    every vector: 50k MiniLM vectors are 77 MB a question; docs/benchmarks.md "Scale")."""
     approximate: IndexKind = IndexKind.IVF
-    cells_per_sqrt: float = 2.0
-    """``nlist`` = this x sqrt(rows), rounded to a power of two (1M rows: 2,048 cells)."""
-    nprobe: int = 24
+    cells_per_sqrt: float = 1.0
+    """``nlist`` = this x sqrt(rows), rounded to a power of two (1M rows: 1,024 cells)."""
+    nprobe: int = 16
     k_factor: int = 8
     hnsw_m: int = 32
     ef_construction: int = 64
