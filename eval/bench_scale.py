@@ -80,7 +80,7 @@ def real_sample(shared: Path) -> Path:
     if out.exists():
         return out
     from ingest.analysis import terms
-    from ingest.build import IndexBuilder
+    from ingest.build import IndexBuilder, embed_text
     from ingest.bundle import load_bundle
     from ingest.embedding import Embedder
     from ingest.settings import IngestSettings
@@ -95,10 +95,15 @@ def real_sample(shared: Path) -> Path:
     settings = IngestSettings(corpus_dir=corpus, index_dir=REPO / ".bench" / "scale-real-index")
     embedder = Embedder(settings.embed_model, settings.embed_batch_size)
     IndexBuilder(settings, embedder).build()
-    before = _rss()
+    # What the rest of the bundle (document texts, chunk and unit tables) holds in memory, a chunk:
+    # loaded in a fresh process.
+    held = subprocess.run(
+        [sys.executable, "-c", "import sys, json; sys.path.insert(0, sys.argv[2]); from eval.bench_scale import held_mb; "
+         "print(held_mb(sys.argv[1]))", str(settings.index_dir), str(REPO)],
+        check=True, capture_output=True, text=True,
+    )
     bundle = load_bundle(settings.index_dir)
-    # What the rest of the bundle (document texts, chunk and unit tables) holds in memory, a chunk.
-    held_per_chunk = (_rss()["private_mb"] - before["private_mb"]) * 2**20 / len(bundle.chunks)
+    held_per_chunk = float(held.stdout.split()[-1]) * 2**20 / len(bundle.chunks)
     chunk_terms = terms([bundle.chunk_text(c) for c in bundle.chunks])
     vocabulary = sorted({t for row in chunk_terms for t in row})
     ids = {t: i for i, t in enumerate(vocabulary)}
@@ -112,17 +117,8 @@ def real_sample(shared: Path) -> Path:
         questions += list(dict.fromkeys(rows))[: QUERIES // 2]
     question_vectors = embedder.embed(questions)
 
-    # The embedding rate on real text, for the ingest-time column.
-    sample_chunks = [bundle.chunk_text(c) for c in bundle.chunks[:400]]
-    sample_units = [bundle.documents[bundle.doc_ids[int(u["doc"])]].text[int(u["start"]):int(u["end"])] for u in bundle.units[:1600]]
-    embedder.embed(sample_chunks[:32])
-    began = time.perf_counter()
-    embedder.embed(sample_chunks)
-    chunk_rate = len(sample_chunks) / (time.perf_counter() - began)
-    began = time.perf_counter()
-    embedder.embed(sample_units)
-    unit_rate = len(sample_units) / (time.perf_counter() - began)
-
+    sample_chunks = [embed_text(bundle.documents[c.doc_id], c) for c in bundle.chunks[::30]]
+    sample_units = [bundle.documents[bundle.doc_ids[int(u["doc"])]].text[int(u["start"]):int(u["end"])] for u in bundle.units[::25]]
     WORK.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
@@ -134,11 +130,23 @@ def real_sample(shared: Path) -> Path:
         question_vectors=question_vectors,
         questions=np.array(questions),
         question_terms=np.array([" ".join(row) for row in terms(questions)]),
-        rates=np.array([chunk_rate, unit_rate]),
+        sample_chunks=np.array(sample_chunks),
+        sample_units=np.array(sample_units),
         documents=np.array([len(bundle.documents)]),
         held_per_chunk=np.array([held_per_chunk]),
     )
     return out
+
+
+def held_mb(index_dir: str) -> float:
+    """Private memory a fresh process gains loading the bundle at ``index_dir`` (MB)."""
+    from ingest.bundle import load_bundle
+
+    before = _rss()["private_mb"]
+    bundle = load_bundle(Path(index_dir))
+    held = _rss()["private_mb"] - before
+    del bundle
+    return held
 
 
 def synthetic(real: np.ndarray, count: int, seed: int, path: Path) -> np.ndarray:
@@ -225,9 +233,12 @@ def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 def measure_size(sample_path: Path, size: int, kinds: list[str]) -> dict:
     """Read one size's indexes as the service does (memory-mapped) and time their searches."""
+    import faiss
+
     from ingest.lexical import LexicalIndex
     from ingest.vector_index import IndexSpec, VectorIndex
 
+    faiss.omp_set_num_threads(1)  # as the service searches (qa_service/service.py)
     sample = dict(np.load(sample_path))
     queries = sample["question_vectors"].astype(np.float32)
     query_terms = [str(t).split() for t in sample["question_terms"]]
@@ -306,6 +317,18 @@ def measure_size(sample_path: Path, size: int, kinds: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------------------- report
+
+def embedding_rates(embedder, data) -> np.ndarray:  # noqa: ANN001
+    """Chunks and answer units embedded a second, as ingest embeds them (every 30th chunk, every 25th unit)."""
+    chunks, units = [str(t) for t in data["sample_chunks"]], [str(t) for t in data["sample_units"]]
+    embedder.embed(chunks[:32])
+    began = time.perf_counter()
+    embedder.embed(chunks)
+    chunk_rate = len(chunks) / (time.perf_counter() - began)
+    began = time.perf_counter()
+    embedder.embed(units)
+    return np.array([chunk_rate, len(units) / (time.perf_counter() - began)])
+
 
 def floor_ms(embedder, questions: list[str]) -> float:  # noqa: ANN001
     embedder.embed(questions[:4])
@@ -436,11 +459,11 @@ def main() -> None:
     began = time.perf_counter()
     sample = real_sample(args.shared)
     data = np.load(sample)
-    rates = data["rates"]
     settings = IngestSettings()
     embedder = Embedder(settings.embed_model, settings.embed_batch_size)
     questions = [str(t) for t in data["questions"]][:50]
     floor = floor_ms(embedder, questions)
+    rates = embedding_rates(embedder, data)
     print(f"real sample: {len(data['chunk_vectors']):,} chunks, {len(data['unit_vectors']):,} units; "
           f"embedding {rates[0]:.0f} chunks/s, {rates[1]:.0f} units/s; floor {floor:.1f} ms", flush=True)
     compare = {int(s) for s in args.compare_at.split(",") if s}
