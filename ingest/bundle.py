@@ -9,6 +9,7 @@ A bundle is a folder::
     lexical/           BM25 index (bm25s), row i = chunk i
     units.npy          answer units (sentences, list items, headings): document row, offsets, flags
     unit_vectors.npy   one unit-length embedding per answer unit (memory-mapped when read)
+    encoder/           the exported ONNX encoder the vectors were made with (ONNX backends only)
 
 Writes go to a staging folder beside the target, which is renamed into place
 only when every file is complete; a crash leaves the previous bundle as it was.
@@ -40,6 +41,7 @@ DENSE = "dense.faiss"
 LEXICAL = "lexical"
 UNITS = "units.npy"
 UNIT_VECTORS = "unit_vectors.npy"
+ENCODER = "encoder"
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
 
@@ -250,6 +252,10 @@ class BundleWriter:
 
     def write_lexical(self, lexical: LexicalIndex) -> None:
         lexical.save(self.staging / LEXICAL)
+
+    def write_encoder(self, folder: Path) -> None:
+        """A copy of the exported encoder folder (``ingest.onnx_encoder``) the vectors were made with."""
+        shutil.copytree(folder, self.staging / ENCODER)
 
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest last, then swap the staged bundle into place."""

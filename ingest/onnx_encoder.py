@@ -151,15 +151,23 @@ def export_encoder(model: str, variant: str, out_dir: Path) -> Path:
     axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
     axes["sentence_embedding"] = {0: "batch"}
     fp32 = out_dir / ("model-fp32.onnx" if variant == "onnx-int8" else MODEL_FILE)
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer's notes on shapes it treats as constants concern decoders' caches, not this graph
+        # (the tests compare the export with torch at many lengths and batch sizes).
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             Pooled(), args, str(fp32), input_names=inputs, output_names=["sentence_embedding"],
             dynamic_axes=axes, opset_version=17, do_constant_folding=True, dynamo=False,
         )
     dimension = int(transformer.config.hidden_size)
     if variant == "onnx-int8":
+        import logging
+
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "pre-process" hint
         quantize_dynamic(str(fp32), str(out_dir / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"])
         fp32.unlink()
@@ -350,3 +358,21 @@ def make_encoder(model: str, backend: str = "torch", batch_size: int = 32, threa
 def backend_of(encoder: object) -> str:
     """The backend an encoder runs (``torch`` for sentence-transformers and anything else)."""
     return getattr(encoder, "backend", "torch")
+
+
+def bundle_encoder(index_dir: Path, manifest, batch_size: int = 32, threads: int = 0):  # noqa: ANN001, ANN201
+    """The encoder that made a bundle's vectors: its own ``encoder/`` folder for an ONNX bundle,
+    sentence-transformers on torch otherwise (``None``: the caller builds the torch one)."""
+    from .bundle import ENCODER, BundleError
+
+    backend = manifest.settings.get("embed_backend", "torch")
+    if backend == "torch":
+        return None
+    folder = Path(index_dir) / ENCODER
+    try:
+        encoder = OnnxEncoder(folder, batch_size, threads)
+    except EncoderFolderError as exc:
+        raise BundleError(f"{exc}; re-ingest with 'qa ingest'") from None
+    if encoder.backend != backend or encoder.fingerprint != manifest.settings.get("encoder"):
+        raise BundleError(f"the encoder in {folder} is not the one the index was built with; re-ingest with 'qa ingest'")
+    return encoder
