@@ -167,9 +167,14 @@ def export_encoder(model: str, variant: str, out_dir: Path) -> Path:
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "pre-process" hint
-        quantize_dynamic(str(fp32), str(out_dir / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.ERROR))  # quantize_dynamic's "consider pre-processing" hint
+        try:
+            quantize_dynamic(str(fp32), str(out_dir / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
+        finally:
+            root.setLevel(level)
         fp32.unlink()
     config = {
         "format": EXPORT_VERSION,
