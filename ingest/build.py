@@ -29,6 +29,7 @@ from .onnx_encoder import backend_of, make_encoder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
 from .units import UNIT_DTYPE, UNITS_VERSION, Unit, split_units, unit_rows
+from .vector_index import choose_spec
 
 EMBED_TEXT_VERSION = "title-section-chunk-v2"
 
@@ -99,6 +100,7 @@ class IndexBuilder:
             "lexical": LEXICAL_VERSION,
             "embed_text": EMBED_TEXT_VERSION,
             "units": UNITS_VERSION,
+            "vector_index": self.settings.vector_index.model_dump_json(exclude_defaults=True),
             # ONNX only (torch bundles keep their settings): the exported encoder the vectors came from
             **({"embed_backend": backend_of(self.embedder), "encoder": self.embedder.fingerprint}
                if backend_of(self.embedder) != "torch" else {}),
@@ -113,7 +115,7 @@ class IndexBuilder:
             return None
 
         def vector_settings(settings: dict[str, int | str]) -> dict[str, int | str]:
-            return {key: value for key, value in settings.items() if key != "lexical"}
+            return {key: value for key, value in settings.items() if key not in ("lexical", "vector_index")}
 
         if manifest.embed_model != self.settings.embed_model or vector_settings(manifest.settings) != vector_settings(
             self.recorded_settings()
@@ -240,8 +242,10 @@ class IndexBuilder:
             )
             per_document = Counter(c.doc_id for c in chunks)
             writer.write_chunks(chunks)
-            writer.write_dense(vectors)
-            writer.write_units(all_units, all_unit_vectors)
+            dense_spec = choose_spec(len(vectors), self.settings.vector_index)
+            unit_spec = choose_spec(len(all_unit_vectors), self.settings.vector_index)
+            writer.write_dense(vectors, dense_spec)
+            writer.write_units(all_units, all_unit_vectors, unit_spec)
             writer.write_lexical(LexicalIndex.build([by_id[c.doc_id].text[c.start:c.end] for c in chunks]))
             if backend_of(self.embedder) != "torch":
                 writer.write_encoder(self.embedder.folder)
@@ -259,6 +263,8 @@ class IndexBuilder:
                     skipped=[SkippedEntry(path=s.path, reason=s.reason) for s in report.skipped],
                     chunk_count=len(chunks),
                     unit_count=len(all_units),
+                    dense_index=dense_spec,
+                    unit_index=unit_spec,
                 )
             )
         report.units = len(all_units)

@@ -5,11 +5,15 @@ A bundle is a folder::
     manifest.json      format version, model, dimension, settings, per-document hashes
     documents.jsonl    one document a line: metadata, subjects, sections and canonical text
     chunks.jsonl       one chunk a line: document, section, start, end
-    dense.faiss        inner-product FAISS index of unit vectors, row i = chunk i
+    dense.faiss        FAISS inner-product index of the chunk vectors, row i = chunk i
     lexical/           BM25 index (bm25s), row i = chunk i
     units.npy          answer units (sentences, list items, headings): document row, offsets, flags
-    unit_vectors.npy   one unit-length embedding per answer unit (memory-mapped when read)
+    units.faiss        FAISS inner-product index of the answer units' vectors, row i = unit i
     encoder/           the exported ONNX encoder the vectors were made with (ONNX backends only)
+
+Both FAISS files keep every float vector and are memory-mapped when read; their
+kind (exact, or approximate beyond a size) and parameters are in the manifest
+(``ingest.vector_index``).
 
 Writes go to a staging folder beside the target, which is renamed into place
 only when every file is complete; a crash leaves the previous bundle as it was.
@@ -25,22 +29,22 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import faiss
 import numpy as np
 from pydantic import BaseModel
 
 from .documents import Chunk, Document, Section, Span
 from .lexical import LexicalIndex
 from .units import UNIT_DTYPE
+from .vector_index import IndexSpec, VectorIndex, build_index, write_index
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
 LEXICAL = "lexical"
 UNITS = "units.npy"
-UNIT_VECTORS = "unit_vectors.npy"
+UNIT_VECTORS = "units.faiss"
 ENCODER = "encoder"
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
@@ -71,6 +75,8 @@ class Manifest(BaseModel):
     skipped: list[SkippedEntry] = []
     chunk_count: int
     unit_count: int
+    dense_index: IndexSpec = IndexSpec()
+    unit_index: IndexSpec = IndexSpec()
 
 
 @dataclass
@@ -80,12 +86,18 @@ class Bundle:
     manifest: Manifest
     documents: dict[str, Document]
     chunks: list[Chunk]
-    dense: faiss.Index
+    dense: VectorIndex
+    """The chunk vectors, row i = chunk i."""
     lexical: LexicalIndex
     units: np.ndarray
     """Answer units (``ingest.units.UNIT_DTYPE``), sorted by document row then start."""
-    unit_vectors: np.ndarray
-    """Row i embeds unit i (memory-mapped)."""
+    unit_index: VectorIndex
+    """The answer units' vectors, row i = unit i."""
+
+    @property
+    def unit_vectors(self) -> np.ndarray:
+        """Row i embeds unit i (read-only, over the memory-mapped file)."""
+        return self.unit_index.vectors
 
     def __post_init__(self) -> None:
         self.doc_ids = list(self.documents)
@@ -108,7 +120,7 @@ class Bundle:
         """The stored embedding of each chunk, in the order given."""
         if not chunk_ids:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        return np.vstack([self.dense.reconstruct(int(i)) for i in chunk_ids]).astype(np.float32)
+        return np.array(self.dense.vectors[np.asarray(chunk_ids, dtype=np.int64)], dtype=np.float32)
 
 
 def _section_from_json(row: dict) -> Section:
@@ -170,21 +182,21 @@ def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
                 documents[row["doc_id"]] = Document(**row)
         with open(index_dir / CHUNKS, encoding="utf-8") as handle:
             chunks = [Chunk(**json.loads(line)) for line in handle]
-        dense = faiss.read_index(str(index_dir / DENSE))
+        dense = VectorIndex.read(index_dir / DENSE, manifest.dense_index)
         lexical = LexicalIndex.load(index_dir / LEXICAL)
         units = np.load(index_dir / UNITS, allow_pickle=False)
-        unit_vectors = np.load(index_dir / UNIT_VECTORS, mmap_mode="r", allow_pickle=False)
+        unit_index = VectorIndex.read(index_dir / UNIT_VECTORS, manifest.unit_index)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise BundleError(f"the index at {index_dir} is damaged ({exc}); re-ingest with 'qa ingest'") from None
     if (
         dense.ntotal != len(chunks)
-        or dense.d != manifest.dimension
+        or dense.dimension != manifest.dimension
         or units.dtype != UNIT_DTYPE
         or len(units) != manifest.unit_count
-        or unit_vectors.shape != (len(units), manifest.dimension)
+        or unit_index.vectors.shape != (len(units), manifest.dimension)
     ):
         raise BundleError(f"the index at {index_dir} is inconsistent; re-ingest with 'qa ingest'")
-    return Bundle(manifest, documents, chunks, dense, lexical, units, unit_vectors)
+    return Bundle(manifest, documents, chunks, dense, lexical, units, unit_index)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -241,14 +253,12 @@ class BundleWriter:
             for chunk in chunks:
                 handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
 
-    def write_dense(self, vectors: np.ndarray) -> None:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(index, str(self.staging / DENSE))
+    def write_dense(self, vectors: np.ndarray, spec: IndexSpec) -> None:
+        write_index(build_index(vectors, spec), self.staging / DENSE)
 
-    def write_units(self, units: np.ndarray, vectors: np.ndarray) -> None:
+    def write_units(self, units: np.ndarray, vectors: np.ndarray, spec: IndexSpec) -> None:
         np.save(self.staging / UNITS, np.ascontiguousarray(units, dtype=UNIT_DTYPE), allow_pickle=False)
-        np.save(self.staging / UNIT_VECTORS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        write_index(build_index(vectors, spec), self.staging / UNIT_VECTORS)
 
     def write_lexical(self, lexical: LexicalIndex) -> None:
         lexical.save(self.staging / LEXICAL)

@@ -26,8 +26,12 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        return cls.from_terms(terms(texts))
+
+    @classmethod
+    def from_terms(cls, tokens: Sequence[list[str]]) -> LexicalIndex:
+        """The index of texts already analysed (``analysis.terms``), one list a text."""
         retriever = bm25s.BM25(method="lucene", k1=K1, b=B)
-        tokens = terms(texts)
         # bm25s can't index an empty corpus or all-empty documents; a placeholder
         # token keeps rows aligned and never matches a query token.
         tokens = [row or ["\x00"] for row in tokens] or [["\x00"]]
@@ -39,7 +43,8 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        return cls(bm25s.BM25.load(str(directory), show_progress=False, verbosity=0))
+        """The saved index, its score matrix memory-mapped (pages are read as queries touch them)."""
+        return cls(bm25s.BM25.load(str(directory), mmap=True, show_progress=False, verbosity=0))
 
     @property
     def num_docs(self) -> int:

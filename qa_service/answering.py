@@ -252,18 +252,22 @@ class Answerer:
         bundle = self.bundle
         if k <= 0 or not len(bundle.units):
             return {}
-        if doc_ids is None:
-            ranges = [(0, len(bundle.units))]
-        else:
+        rows = None
+        if doc_ids is not None:
             ranges = [bundle.unit_range(d) for d in doc_ids]
-        rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges else np.zeros(0, dtype=np.int64)
-        if not len(rows):
-            return {}
-        scores = np.concatenate([np.asarray(bundle.unit_vectors[lo:hi], dtype=np.float32) @ query_vector for lo, hi in ranges])
-        scores[(bundle.units["flags"][rows] & HEADING_FLAG) > 0] = -np.inf
-        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k] if len(scores) > k else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return {int(rows[i]): rank for rank, i in enumerate(top, start=1) if np.isfinite(scores[i])}
+            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges else np.zeros(0, dtype=np.int64)
+            if not len(rows):
+                return {}
+        # Headings are not answers: ask for more until k others are found (or none are left).
+        available = len(bundle.units) if rows is None else len(rows)
+        wanted = k
+        while True:
+            ids, _ = bundle.unit_index.search(query_vector, min(wanted * 2, available), rows)
+            kept = ids[(bundle.units["flags"][ids] & HEADING_FLAG) == 0][:k]
+            if len(kept) == k or len(ids) >= available or wanted * 2 >= available:
+                break
+            wanted *= 4
+        return {int(row): rank for rank, row in enumerate(kept, start=1)}
 
     def _whole_paragraphs(self, lo: int, hi: int, first: int, last: int) -> tuple[int, int]:
         """Widen the unit rows ``[lo, hi)`` of a passage to the paragraphs it cuts (at most

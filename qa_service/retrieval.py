@@ -7,13 +7,17 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
-import faiss
 import numpy as np
 
 from ingest.bundle import Bundle
 from ingest.documents import Chunk
 from ingest.embedding import VectorEncoder
 from ingest.analysis import terms as tokenize
+
+
+PARTITION_ABOVE = 4096
+"""BM25 matches beyond which the top candidates are partitioned out rather than sorted (ties at
+the cut may then fall either way; below it the order is fully stable)."""
 
 
 class FusionMode(str, Enum):
@@ -170,16 +174,8 @@ class HybridRetriever:
         return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
 
     def dense_scores(self, query_vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top chunk ids and cosine similarities from FAISS, optionally restricted to ``allowed``."""
-        k = min(depth, self.bundle.dense.ntotal if allowed is None else len(allowed))
-        if k == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = self.bundle.dense.search(query_vector.reshape(1, -1), k, params=params)
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        """Top chunk ids and cosine similarities, optionally restricted to the ``allowed`` rows."""
+        return self.bundle.dense.search(query_vector, depth, allowed)
 
     def pool(
         self, query: str, query_vector: np.ndarray, doc_ids: Collection[str] | None = None, depth: int | None = None
@@ -196,6 +192,8 @@ class HybridRetriever:
             mask[allowed] = True
             lexical = np.where(mask, lexical, 0.0)
         positive = np.flatnonzero(lexical > 0)
+        if len(positive) > PARTITION_ABOVE:  # a large corpus: the top ``depth`` without sorting every match
+            positive = np.sort(positive[np.argpartition(-lexical[positive], depth - 1)[:depth]])
         lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][:depth]
 
         ids = np.asarray(list(dict.fromkeys(dense_ids.tolist() + lexical_ids.tolist())), dtype=np.int64)
