@@ -52,6 +52,7 @@ from ranx import Qrels, Run, evaluate  # noqa: E402
 
 from ingest.build import IndexBuilder  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
+from ingest.onnx_encoder import make_encoder  # noqa: E402
 from ingest.analysis import terms as tokenize  # noqa: E402
 from ingest.lexical import LexicalIndex  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
@@ -199,10 +200,16 @@ class PlainBaselines:
         return ranked
 
 
+def bench_index(name: str) -> Path:
+    """The cached index of a benchmark, one per embedding backend (QA_EMBED_BACKEND)."""
+    backend = ServiceSettings().embed_backend
+    return REPO / ".bench" / (f"{name}-index" if backend == "torch" else f"{name}-index-{backend}")
+
+
 def build_service(bench: Benchmark, embedder: Embedder):  # noqa: ANN201 - qa_service.answering.Answerer
     from qa_service.service import build_answerer
 
-    settings = ServiceSettings(corpus_dir=bench.corpus, index_dir=REPO / ".bench" / f"{bench.name}-index")
+    settings = ServiceSettings(corpus_dir=bench.corpus, index_dir=bench_index(bench.name))
     report = IndexBuilder(settings, embedder).build()
     return build_answerer(settings, embedder), report
 
@@ -291,7 +298,7 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     from qa_service.evaluation import contains_evidence, load_gold, run_gold
     from qa_service.service import build_answerer
 
-    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
+    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=bench_index("gold"))
     IndexBuilder(settings, embedder).build()
     answerer = build_answerer(settings, embedder)
     gold = load_gold(REPO / "eval" / "gold.jsonl")
@@ -403,7 +410,7 @@ def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     meds = meds[:LEAFLET_COUNT]
     shutil.rmtree(corpus, ignore_errors=True)
     write_corpus(corpus, meds)
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=REPO / ".bench" / "leaflets-index")
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=bench_index("leaflets"))
     IndexBuilder(settings, embedder).build()
     answerer = build_answerer(settings, embedder)
 
@@ -477,7 +484,10 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="Write each benchmark's figures as JSON here")
     args = parser.parse_args()
     names = ["gold", "leaflets", *LOADERS] if args.bench == "all" else [args.bench]
-    embedder = Embedder(ServiceSettings().embed_model)
+    settings = ServiceSettings()
+    # The backend QA_EMBED_BACKEND names, for the service's index and the plain baselines alike.
+    embedder = make_encoder(settings.embed_model, settings.embed_backend, settings.embed_batch_size,
+                            cache_dir=settings.encoder_cache_dir)
     for name in names:
         began = time.perf_counter()
         if name == "gold":

@@ -105,9 +105,16 @@ class Server:
         self.process.wait(30)
 
 
-def measure_floor(model: str, questions: list[str]) -> float:
-    """Median ms of encoding one question (batch of one), warm."""
-    embedder = Embedder(model)
+def measure_floor(model: str, questions: list[str], index: Path | None = None) -> float:
+    """Median ms of encoding one question (batch of one), warm, with the encoder the index
+    was built with (its own ONNX export, or the model on torch)."""
+    embedder = None
+    if index is not None:
+        from ingest.bundle import read_manifest
+        from ingest.onnx_encoder import bundle_encoder
+
+        embedder = bundle_encoder(index, read_manifest(index))
+    embedder = embedder or Embedder(model)
     embedder.warm_up()
     for q in questions[:5]:
         embedder.embed([q])
@@ -166,11 +173,13 @@ async def concurrent_clients(url: str, questions: list[str], clients: int, secon
 def versions() -> dict[str, str]:
     import faiss
     import fastapi
+    import onnxruntime
     import sentence_transformers
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "faiss": faiss.__version__,
-            "sentence-transformers": sentence_transformers.__version__, "fastapi": fastapi.__version__}
+            "sentence-transformers": sentence_transformers.__version__, "onnxruntime": onnxruntime.__version__,
+            "fastapi": fastapi.__version__}
 
 
 def main() -> None:
@@ -182,7 +191,7 @@ def main() -> None:
 
     questions = [q.question for q in load_gold(REPO / "eval" / "gold.jsonl")]
     model = ServiceSettings().embed_model
-    floor = measure_floor(model, questions)
+    floor = measure_floor(model, questions, args.index)
     print(f"floor (one query encode): {floor:.1f} ms")
 
     server = Server(args.index)

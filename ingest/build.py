@@ -24,7 +24,8 @@ from .chunking import CHUNKER_VERSION, SectionChunker
 from .corpus import Skipped, read_corpus
 from .documents import Chunk, Document
 from .subjects import assign_subjects
-from .embedding import Embedder, VectorEncoder
+from .embedding import VectorEncoder
+from .onnx_encoder import backend_of, make_encoder
 from .lexical import LEXICAL_VERSION, LexicalIndex
 from .settings import IngestSettings
 from .units import UNIT_DTYPE, UNITS_VERSION, Unit, split_units, unit_rows
@@ -87,7 +88,9 @@ class IndexBuilder:
 
     def __init__(self, settings: IngestSettings, embedder: VectorEncoder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder if embedder is not None else Embedder(settings.embed_model, settings.embed_batch_size)
+        self.embedder = embedder if embedder is not None else make_encoder(
+            settings.embed_model, settings.embed_backend, settings.embed_batch_size, cache_dir=settings.encoder_cache_dir
+        )
         self.chunker = SectionChunker(settings.chunk_size, settings.chunk_overlap)
 
     def recorded_settings(self) -> dict[str, int | str]:
@@ -98,6 +101,9 @@ class IndexBuilder:
             "embed_text": EMBED_TEXT_VERSION,
             "units": UNITS_VERSION,
             "vector_index": self.settings.vector_index.model_dump_json(exclude_defaults=True),
+            # ONNX only (torch bundles keep their settings): the exported encoder the vectors came from
+            **({"embed_backend": backend_of(self.embedder), "encoder": self.embedder.fingerprint}
+               if backend_of(self.embedder) != "torch" else {}),
         }
 
     def _previous(self, index_dir: Path) -> Bundle | None:
@@ -241,6 +247,8 @@ class IndexBuilder:
             writer.write_dense(vectors, dense_spec)
             writer.write_units(all_units, all_unit_vectors, unit_spec)
             writer.write_lexical(LexicalIndex.build([by_id[c.doc_id].text[c.start:c.end] for c in chunks]))
+            if backend_of(self.embedder) != "torch":
+                writer.write_encoder(self.embedder.folder)
             writer.commit(
                 new_manifest(
                     embed_model=self.settings.embed_model,

@@ -9,6 +9,7 @@ A bundle is a folder::
     lexical/           BM25 index (bm25s), row i = chunk i
     units.npy          answer units (sentences, list items, headings): document row, offsets, flags
     units.faiss        FAISS inner-product index of the answer units' vectors, row i = unit i
+    encoder/           the exported ONNX encoder the vectors were made with (ONNX backends only)
 
 Both FAISS files keep every float vector and are memory-mapped when read; their
 kind (exact, or approximate beyond a size) and parameters are in the manifest
@@ -44,6 +45,7 @@ DENSE = "dense.faiss"
 LEXICAL = "lexical"
 UNITS = "units.npy"
 UNIT_VECTORS = "units.faiss"
+ENCODER = "encoder"
 _STAGING = ".staging-"
 _RETIRED = ".retired-"
 
@@ -260,6 +262,10 @@ class BundleWriter:
 
     def write_lexical(self, lexical: LexicalIndex) -> None:
         lexical.save(self.staging / LEXICAL)
+
+    def write_encoder(self, folder: Path) -> None:
+        """A copy of the exported encoder folder (``ingest.onnx_encoder``) the vectors were made with."""
+        shutil.copytree(folder, self.staging / ENCODER)
 
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest last, then swap the staged bundle into place."""

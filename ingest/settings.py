@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,18 @@ class IngestSettings(BaseSettings):
         ),
     )
     embed_batch_size: int = Field(32, ge=1)
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description=(
+            "How the model runs at ingest: 'torch' (sentence-transformers), 'onnx' (the model exported "
+            "to ONNX at ingest, float32, run by ONNX Runtime) or 'onnx-int8' (the same, weights "
+            "quantised to int8). An ONNX export is stored in the bundle (encoder/) and the service "
+            "encodes questions with it, without importing torch; a torch bundle is served with torch."
+        ),
+    )
+    encoder_cache_dir: Path | None = Field(
+        None, description="Where ONNX exports are kept between ingests (default ~/.cache/drug-qa/encoders)."
+    )
     chunk_size: int = Field(600, ge=50, description="Maximum characters per chunk.")
     chunk_overlap: int = Field(100, ge=0, description="Characters shared by neighbouring chunks.")
     vector_index: IndexPolicy = Field(

@@ -20,15 +20,16 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from ingest.embedding import Embedder
+from ingest.embedding import VectorEncoder
 
 
 class BatchingEncoder:
     """An :class:`~ingest.embedding.Embedder` for many threads at once (same ``embed`` contract)."""
 
-    def __init__(self, embedder: Embedder, max_batch: int = 32) -> None:
+    def __init__(self, embedder: VectorEncoder, max_batch: int = 32) -> None:
         self.embedder = embedder
         self.model = embedder.model
+        self.backend = getattr(embedder, "backend", "torch")
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="query-encoder", daemon=True)
