@@ -309,6 +309,9 @@ class OnnxEncoder:
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
             options.inter_op_num_threads = 1
+            # Idle intra-op threads would spin for the next batch, taking the cores that request
+            # threads (tokenising, ranking, HTTP) need between encodes.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             try:
                 session = ort.InferenceSession(str(folder / MODEL_FILE), options,
