@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -162,6 +163,8 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        if settings.serving.request_threads:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serving.request_threads
         if load:
             state.start_loading()
         yield

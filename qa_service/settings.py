@@ -136,6 +136,13 @@ class ServingSettings(BaseModel):
             "threads go to the batch."
         ),
     )
+    request_threads: int = Field(
+        0, ge=0,
+        description=(
+            "Requests answered at once in a process (the rest wait their turn in arrival order); "
+            "0: the web framework's default (40)."
+        ),
+    )
 
 
 class ServiceSettings(IngestSettings):
