@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from contextlib import asynccontextmanager
@@ -163,8 +164,9 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        if settings.serving.request_threads:
-            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serving.request_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            settings.serving.request_threads or (os.cpu_count() or 1) + 1
+        )
         if load:
             state.start_loading()
         yield

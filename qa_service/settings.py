@@ -140,7 +140,9 @@ class ServingSettings(BaseModel):
         0, ge=0,
         description=(
             "Requests answered at once in a process (the rest wait their turn in arrival order); "
-            "0: the web framework's default (40)."
+            "0: one more than the cores. Answering is CPU work under one interpreter lock: forty "
+            "threads at once (the web framework's default) starve each other and the event loop "
+            "(16 clients on 2 cores: p99 2.2 s with 40, 0.73 s with 3, the same throughput)."
         ),
     )
 
