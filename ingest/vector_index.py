@@ -148,7 +148,10 @@ class VectorIndex:
         k = min(k, limit)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if rows is not None and (len(rows) <= self.exact_rows or self.spec.kind is IndexKind.FLAT and len(rows) < self.ntotal // 4):
+        few = rows is not None and (
+            len(rows) <= self.exact_rows or (self.spec.kind is IndexKind.FLAT and len(rows) < self.ntotal // 4)
+        )
+        if few:
             rows = np.unique(np.asarray(rows, dtype=np.int64))
             scores = self.vectors[rows] @ query[0]
             top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))

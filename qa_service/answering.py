@@ -271,13 +271,13 @@ class Answerer:
                 return {}
         # Headings are not answers: ask for more until k others are found (or none are left).
         available = len(bundle.units) if rows is None else len(rows)
-        wanted = k
+        asked = 2 * k
         while True:
-            ids, _ = bundle.unit_index.search(query_vector, min(wanted * 2, available), rows)
+            ids, _ = bundle.unit_index.search(query_vector, min(asked, available), rows)
             kept = ids[(bundle.units["flags"][ids] & HEADING_FLAG) == 0][:k]
-            if len(kept) == k or len(ids) >= available or wanted * 2 >= available:
+            if len(kept) == k or asked >= available:
                 break
-            wanted *= 4
+            asked *= 4
         return {int(row): rank for rank, row in enumerate(kept, start=1)}
 
     def _whole_paragraphs(self, lo: int, hi: int, first: int, last: int) -> tuple[int, int]:
