@@ -7,13 +7,19 @@ without it). The script starts `qa serve` on a free loopback port as a user
 would, and measures:
 
 - cold start: process start to `/readyz` 200, and the server's resident memory;
-- one client: `/v1/ask` and `/v1/search` over HTTP, each gold question once
-  (nothing cached), p50 and p99;
-- repeats: the same questions again (answered from the answer cache);
-- 16 and 32 concurrent clients (asyncio, httpx) for ``--seconds`` each, against
-  a second server with the answer cache off, so every request does the full work,
-  and 16 against two worker processes (``--workers 2``): requests a second,
-  p50/p99, errors.
+- one client: `/v1/ask` and `/v1/search` over HTTP, the gold questions in turn
+  against a server with the answer cache off (every request does the full work),
+  p50 and p99;
+- repeats: the same question again and again (answered from the answer cache);
+- 16 and 32 concurrent clients for ``--seconds`` each, cache off, and 16
+  against two worker processes (``--workers 2``): requests a second, p50/p99,
+  errors.
+
+The load comes from wrk (a C load generator, Debian's package `wrk`) when it is
+installed: it costs the two shared cores little, and its latencies are the
+server's round trip. Without it, an asyncio httpx client does the same
+(its own Python costs about a millisecond a request and a share of the cores,
+so the figures are worse; the report names the client used).
 
 Benchmarks are not tests: nothing here asserts; the figures go to
 docs/benchmarks.md with the machine, the versions and the date.
@@ -26,10 +32,12 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,9 +113,10 @@ class Server:
         self.process.wait(30)
 
 
-def measure_floor(model: str, questions: list[str], index: Path | None = None) -> float:
+def measure_floor(model: str, questions: list[str], index: Path | None = None) -> tuple[float, dict[int, float]]:
     """Median ms of encoding one question (batch of one), warm, with the encoder the index
-    was built with (its own ONNX export, or the model on torch)."""
+    was built with (its own ONNX export, or the model on torch); and questions encoded a second
+    in batches of 1, 4, 16 and 32 (what the model alone allows, whatever the server does)."""
     embedder = None
     if index is not None:
         from ingest.bundle import read_manifest
@@ -123,7 +132,13 @@ def measure_floor(model: str, questions: list[str], index: Path | None = None) -
         began = time.perf_counter()
         embedder.embed([q])
         times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
+    rates = {}
+    for size in (1, 4, 16, 32):
+        began = time.perf_counter()
+        for start in range(0, len(questions), size):
+            embedder.embed(questions[start:start + size])
+        rates[size] = len(questions) / (time.perf_counter() - began)
+    return statistics.median(times), rates
 
 
 def one_client(url: str, questions: list[str]) -> dict[str, list[float]]:
@@ -170,6 +185,51 @@ async def concurrent_clients(url: str, questions: list[str], clients: int, secon
             "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "errors": errors}
 
 
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nWRK-JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+
+
+def wrk_run(url: str, requests: list[tuple[str, str, str | None]], clients: int, seconds: float) -> dict:
+    """``clients`` connections sending ``requests`` (method, path, JSON body) in turn for ``seconds``, with wrk."""
+    entries = ",\n".join(
+        "{%s, %s, %s}" % (json.dumps(method), json.dumps(path), json.dumps(body) if body is not None else "nil")
+        for method, path, body in requests
+    )
+    script = (
+        "local requests = {" + entries + "}\nlocal i = 0\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n  i = i % #requests + 1\n  local r = requests[i]\n"
+        "  return wrk.format(r[1], r[2], nil, r[3])\nend\n" + WRK_REPORT
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "60s", "-s", handle.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    figures = json.loads(out.split("WRK-JSON", 1)[1])
+    return {"clients": clients, "requests": figures["requests"],
+            "rps": figures["requests"] / (figures["duration_us"] / 1e6),
+            "p50": figures["p50_us"] / 1000, "p99": figures["p99_us"] / 1000, "errors": figures["errors"]}
+
+
+def ask_requests(questions: list[str]) -> list[tuple[str, str, str | None]]:
+    return [("POST", "/v1/ask", json.dumps({"question": q})) for q in questions]
+
+
+def search_requests(questions: list[str]) -> list[tuple[str, str, str | None]]:
+    return [("GET", "/v1/search?" + str(httpx.QueryParams({"q": q})), None) for q in questions]
+
+
 def versions() -> dict[str, str]:
     import faiss
     import fastapi
@@ -191,14 +251,29 @@ def main() -> None:
 
     questions = [q.question for q in load_gold(REPO / "eval" / "gold.jsonl")]
     model = ServiceSettings().embed_model
-    floor = measure_floor(model, questions, args.index)
+    floor, encode_rates = measure_floor(model, questions, args.index)
     print(f"floor (one query encode): {floor:.1f} ms")
+    ceiling = ", ".join(f"batches of {size}: {rate:.0f} ({rate * floor / 1000:.2f} / floor)"
+                        for size, rate in encode_rates.items())
+    print(f"questions encoded a second by the model alone, {ceiling}")
+
+    use_wrk = shutil.which("wrk") is not None
+    client = "wrk" if use_wrk else "httpx (wrk is not installed)"
+    print(f"load client: {client}")
+    short = min(args.seconds, 10.0)
 
     server = Server(args.index)
     try:
         cold = {"ready_s": server.ready_s, "rss_mb_ready": server.rss_mb()}
-        single = one_client(server.url, questions)
-        repeat = one_client(server.url, questions)
+        if use_wrk:
+            one_q = questions[:1]
+            wrk_run(server.url, ask_requests(one_q) + search_requests(one_q), 1, 1)  # fills the cache
+            repeat = {"ask": wrk_run(server.url, ask_requests(one_q), 1, short),
+                      "search": wrk_run(server.url, search_requests(one_q), 1, short)}
+        else:
+            one_client(server.url, questions)
+            times = one_client(server.url, questions)
+            repeat = {k: {"p50": percentile(v, 50), "p99": percentile(v, 99)} for k, v in times.items()}
         cold["rss_mb_after"] = server.rss_mb()
     finally:
         server.stop()
@@ -206,23 +281,36 @@ def main() -> None:
 
     uncached = Server(args.index, QA_SERVING__ANSWER_CACHE="0")
     try:
-        load = [asyncio.run(concurrent_clients(uncached.url, questions, n, args.seconds)) for n in (16, 32)]
+        if use_wrk:
+            # one pass first: what a server does once (each document's answer units made into objects, the
+            # analyser's memo of question words, the model's buffers for each length) is not every request's cost
+            wrk_run(uncached.url, ask_requests(questions) + search_requests(questions), 1, 4)
+            single = {"ask": wrk_run(uncached.url, ask_requests(questions), 1, short),
+                      "search": wrk_run(uncached.url, search_requests(questions), 1, short)}
+            load = [wrk_run(uncached.url, ask_requests(questions), n, args.seconds) for n in (16, 32)]
+        else:
+            times = one_client(uncached.url, questions)
+            single = {k: {"p50": percentile(v, 50), "p99": percentile(v, 99)} for k, v in times.items()}
+            load = [asyncio.run(concurrent_clients(uncached.url, questions, n, args.seconds)) for n in (16, 32)]
         rss_load = uncached.rss_mb()
     finally:
         uncached.stop()
 
     workers = Server(args.index, QA_SERVING__ANSWER_CACHE="0", QA_SERVING__WORKERS="2")
     try:
-        load += [{**asyncio.run(concurrent_clients(workers.url, questions, 16, args.seconds)), "workers": 2}]
+        if use_wrk:
+            load += [{**wrk_run(workers.url, ask_requests(questions), 16, args.seconds), "workers": 2}]
+        else:
+            load += [{**asyncio.run(concurrent_clients(workers.url, questions, 16, args.seconds)), "workers": 2}]
     finally:
         workers.stop()
 
     rows = [
         ("one encode (the floor)", floor, floor, None),
-        ("/v1/ask, one client", percentile(single["ask"], 50), percentile(single["ask"], 99), None),
-        ("/v1/search, one client", percentile(single["search"], 50), percentile(single["search"], 99), None),
-        ("/v1/ask, repeated question (cache)", percentile(repeat["ask"], 50), percentile(repeat["ask"], 99), None),
-        ("/v1/search, repeated query (cache)", percentile(repeat["search"], 50), percentile(repeat["search"], 99), None),
+        ("/v1/ask, one client", single["ask"]["p50"], single["ask"]["p99"], None),
+        ("/v1/search, one client", single["search"]["p50"], single["search"]["p99"], None),
+        ("/v1/ask, repeated question (cache)", repeat["ask"]["p50"], repeat["ask"]["p99"], None),
+        ("/v1/search, repeated query (cache)", repeat["search"]["p50"], repeat["search"]["p99"], None),
         *((f"/v1/ask, {r['clients']} concurrent clients, no cache, {r.get('workers', 1)} worker(s)", r["p50"], r["p99"], r)
           for r in load),
     ]
@@ -230,10 +318,8 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-        "versions": versions(), "floor_ms": floor, "cold": cold, "single": {k: {"p50": percentile(v, 50),
-        "p99": percentile(v, 99)} for k, v in single.items()}, "repeat": {k: {"p50": percentile(v, 50),
-        "p99": percentile(v, 99)} for k, v in repeat.items()}, "load": load, "rss_mb_under_load": rss_load,
-        "questions": len(questions),
+        "versions": versions(), "floor_ms": floor, "encodes_per_s": encode_rates, "cold": cold, "single": single, "repeat": repeat,
+        "load": load, "rss_mb_under_load": rss_load, "questions": len(questions), "load_client": client,
     }
     lines = [
         "| what | p50 ms | p99 ms | p50 / floor | p99 / floor | requests/s | errors |",
@@ -251,6 +337,8 @@ def main() -> None:
         f"{cold['rss_mb_ready']:.0f} MB when ready, {cold['rss_mb_after']:.0f} MB after the single-client runs, "
         f"{rss_load:.0f} MB after the concurrent runs."
     )
+    summary += (f" Questions encoded a second by the model alone (no server; the most any number of clients "
+                f"could get answered), {ceiling}.")
     print(summary)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -268,8 +356,11 @@ def main() -> None:
             "",
             summary,
             "",
-            "The concurrent runs use a server with the answer cache off (`QA_SERVING__ANSWER_CACHE=0`), so every "
-            f"request does the full work; each lasts {args.seconds:.0f} s.",
+            f"Load client: {client}. The one-client and concurrent runs ask the gold questions in turn of a server "
+            "with the answer cache off (`QA_SERVING__ANSWER_CACHE=0`), so every request does the full work (after "
+            "one warm-up pass over the questions); the "
+            f"repeats ask one question again and again of a server with the cache on. Concurrent runs last "
+            f"{args.seconds:.0f} s each, the others {short:.0f} s.",
             "",
         ]
         generated = "<!-- figures: written by eval/bench_speed.py -->\n" + "\n".join(report) + "<!-- /figures -->\n"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+from cachetools import LRUCache
 from rapidfuzz import fuzz, process
 
 from ingest.analysis import content_words, terms as tokenize
@@ -14,6 +17,9 @@ NAME_ZIPF = 2.0
 """Below this Zipf frequency (once in 100 million words) a word is taken for a name..."""
 TYPO_SCORE = 85.0
 """...unless its stem is this near (rapidfuzz ratio) to one the corpus uses: a misspelling."""
+VERDICTS_KEPT = 100_000
+"""Words whose verdict (a name or not) is remembered: each cost a model run to decide, and a help
+line's questions use the same words again and again."""
 
 
 class UnknownSubjectDetector:
@@ -39,6 +45,8 @@ class UnknownSubjectDetector:
         self.prototype = prototype
         self._prototype_vector: np.ndarray | None = None
         self._vocabulary_list: list[str] | None = None
+        self._verdicts: LRUCache[str, bool] = LRUCache(VERDICTS_KEPT)
+        self._verdicts_lock = threading.Lock()
 
     @staticmethod
     def _content_words(question: str) -> list[str]:
@@ -70,20 +78,37 @@ class UnknownSubjectDetector:
         no document covers is not answered from another medicine's leaflet.
         """
         candidates = self.absent_words(question, known)
-        return self.names_among(candidates, self.embedder.embed(candidates) if candidates else None)
+        undecided = self.undecided(candidates)
+        return self.names_among(candidates, dict(zip(undecided, self.embedder.embed(undecided)))
+                                if undecided else {})
 
-    def names_among(self, candidates: list[str], vectors: np.ndarray | None) -> list[str]:
-        """:meth:`find` for words already picked by :meth:`absent_words` and embedded (``vectors``, one
-        row each): the caller encodes them in one batch with the question."""
+    def undecided(self, candidates: list[str]) -> list[str]:
+        """The words of ``candidates`` not yet judged: only these need encoding for :meth:`names_among`."""
+        with self._verdicts_lock:
+            return [word for word in dict.fromkeys(candidates) if word not in self._verdicts]
+
+    def names_among(self, candidates: list[str], vectors: dict[str, np.ndarray]) -> list[str]:
+        """:meth:`find` for words already picked by :meth:`absent_words`: ``vectors`` holds the embedding
+        of each word :meth:`undecided` named (the caller encodes them in one call with the question);
+        the others' verdicts are remembered."""
         if not candidates:
             return []
         if self._prototype_vector is None:
             self._prototype_vector = self.embedder.embed([self.prototype])[0]
-        similarity = np.asarray(vectors) @ self._prototype_vector
-        return [
-            word for word, sim in zip(candidates, similarity)
-            if sim >= self.threshold or (self._looks_like_a_name(word))
-        ]
+        found = []
+        for word in candidates:
+            with self._verdicts_lock:
+                verdict = self._verdicts.get(word)
+            if verdict is None:
+                vector = vectors.get(word)
+                if vector is None:  # judged by another request and forgotten since: rare, encode it
+                    vector = self.embedder.embed([word])[0]
+                verdict = bool(vector @ self._prototype_vector >= self.threshold) or self._looks_like_a_name(word)
+                with self._verdicts_lock:
+                    self._verdicts[word] = verdict
+            if verdict:
+                found.append(word)
+        return found
 
     def _looks_like_a_name(self, word: str) -> bool:
         """Rare in general English, and no misspelling of a word the corpus uses ("challege")."""

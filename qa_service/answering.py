@@ -304,12 +304,16 @@ class Answerer:
         expansion = self.expander.expand(question)
         query = self._query(question, expansion, subjects)
         absent_words = self.unknown_subjects.absent_words(question, expansion.known_words)
-        # One encode for all the question needs: it, its form for the answer units, its absent words.
-        texts = [query.dense, *([query.units] if query.units else []), *absent_words]
+        # One encode for all the question needs: it, its form for the answer units, its absent words
+        # not judged before.
+        undecided = self.unknown_subjects.undecided(absent_words)
+        texts = [query.dense, *([query.units] if query.units else []), *undecided]
         vectors = self.embedder.embed(texts)
         query_vector = vectors[0]
         unit_vector = vectors[1] if query.units else query_vector
-        unknown = self.unknown_subjects.names_among(absent_words, vectors[len(texts) - len(absent_words):])
+        unknown = self.unknown_subjects.names_among(
+            absent_words, dict(zip(undecided, vectors[len(texts) - len(undecided):]))
+        )
         if unknown:
             return Reading(unknown, [], subjects)
         absent = self.unknown_subjects.absent_share(question, absent_words)
@@ -402,23 +406,42 @@ class Answerer:
         return (kind, " ".join(question.casefold().split()), count,
                 None if doc_ids is None else tuple(sorted(set(doc_ids))), self.bundle.manifest.created_at)
 
-    def _cached(self, key: tuple, compute: Callable[[], _R], question: str, began: float) -> _R:
-        """``compute()``'s response, kept for the next time the same question is asked; a repeat
-        echoes the caller's own wording and its own time."""
+    def _recall(self, key: tuple, question: str, began: float) -> AskResponse | SearchResponse | None:
+        """The kept response for ``key``, echoing the caller's own wording and its own time (None: not kept)."""
         if self._cache is None:
-            return compute()
+            return None
         with self._cache_lock:
             hit = self._cache.get(key)
-            if hit is not None:
-                self.cache_hits += 1
-        if hit is None:
-            hit = compute()
-            with self._cache_lock:
-                self._cache[key] = hit
-                self.cache_misses += 1
-            return hit
+            if hit is None:
+                return None
+            self.cache_hits += 1
         field = "question" if isinstance(hit, AskResponse) else "query"
         return hit.model_copy(update={field: question, "took_ms": (time.perf_counter() - began) * 1000})
+
+    def _cached(self, key: tuple, compute: Callable[[], _R], question: str, began: float) -> _R:
+        """``compute()``'s response, kept for the next time the same question is asked."""
+        hit = self._recall(key, question, began)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        made = compute()
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache[key] = made
+                self.cache_misses += 1
+        return made
+
+    def recall_ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse | None:
+        """:meth:`ask`'s answer if it is in the answer cache, else None: a dictionary look-up, no
+        model and no index, cheap enough for the server's event loop (a miss then goes to a worker)."""
+        began = time.perf_counter()
+        self._check_doc_ids(doc_ids)
+        return self._recall(self._cache_key("ask", question, top_k, doc_ids), question, began)  # type: ignore[return-value]
+
+    def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse | None:
+        """:meth:`search`'s passages if they are in the answer cache, else None (as :meth:`recall_ask`)."""
+        began = time.perf_counter()
+        self._check_doc_ids(doc_ids)
+        return self._recall(self._cache_key("search", query, k, doc_ids), query, began)  # type: ignore[return-value]
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
         began = time.perf_counter()

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -252,13 +253,19 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
 
     # The answerer's responses are built from validated models: they are written as JSON here, in the
     # worker thread that made them (what FastAPI would write, without validating them again in another).
+    # A repeated question is answered from the cache on the event loop (a dictionary look-up); only a
+    # miss is handed to a worker thread, so a repeat does not pay for the hand-over.
     @app.post("/v1/ask", response_model=AskResponse, tags=["qa"], responses=ERRORS)
-    def ask(request: AskRequest) -> Response:
+    async def ask(request: AskRequest) -> Response:
         """Answer a question with verbatim, cited spans, or decline (`answered: false`)."""
-        return _json(state.require().ask(request.question, request.top_k, request.doc_ids))
+        answerer = state.require()
+        hit = answerer.recall_ask(request.question, request.top_k, request.doc_ids)
+        if hit is not None:
+            return _json(hit)
+        return await run_in_threadpool(lambda: _json(answerer.ask(request.question, request.top_k, request.doc_ids)))
 
     @app.get("/v1/search", response_model=SearchResponse, tags=["qa"], responses=ERRORS)
-    def search(
+    async def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="The query")],
         k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages")] = 10,
         doc_id: Annotated[list[str] | None, Query(description="Only search these documents")] = None,
@@ -266,7 +273,11 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         """Ranked passages for a query (hybrid dense + BM25 retrieval)."""
         if not q.strip():
             raise RequestValidationError([{"loc": ("query", "q"), "type": "string_too_short", "msg": "empty"}])
-        return _json(state.require().search(q, k, doc_id))
+        answerer = state.require()
+        hit = answerer.recall_search(q, k, doc_id)
+        if hit is not None:
+            return _json(hit)
+        return await run_in_threadpool(lambda: _json(answerer.search(q, k, doc_id)))
 
     @app.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, tags=["feedback"], responses=ERRORS)
     def add_feedback(request: FeedbackRequest) -> FeedbackResponse:

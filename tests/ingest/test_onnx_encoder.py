@@ -19,6 +19,7 @@ from ingest.onnx_encoder import (
     MODEL_FILE,
     EncoderExportError,
     OnnxEncoder,
+    _length_batches,
     cached_export,
     export_encoder,
 )
@@ -59,6 +60,16 @@ def test_float32_export_gives_the_torch_vectors(
     # A text's vector doesn't depend on what it is batched with (nor on the batch size).
     alone = np.stack([encoder.embed([t])[0] for t in texts[:5]])
     assert np.abs(alone - vectors[:5]).max() < 1e-5
+
+
+def test_texts_far_apart_in_length_are_encoded_in_separate_runs() -> None:
+    # A question and its one-word companions: padding the words to the question's length would cost
+    # nearly a question each. Chunks of like length share batches up to the batch size.
+    lengths = np.array([22, 4, 5, 18, 3])
+    batches = _length_batches(np.argsort(lengths, kind="stable"), lengths, 32)
+    assert [lengths[b].tolist() for b in batches] == [[3, 4, 5], [18, 22]]
+    even = np.full(70, 120)
+    assert [len(b) for b in _length_batches(np.arange(70), even, 32)] == [32, 32, 6]
 
 
 def test_int8_export_stays_close_to_the_torch_vectors(

@@ -70,3 +70,21 @@ def test_a_lay_word_in_the_synonym_file_is_known_in_any_form(answerer: Answerer)
     known = answerer.expander.expand(question).known_words
     assert "expire" in known
     assert "expires" not in answerer.unknown_subjects.absent_words(question, known)
+
+
+def test_a_word_once_judged_is_not_encoded_again(seed_settings, embedder) -> None:  # noqa: ANN001
+    from ingest.bundle import load_bundle
+    from qa_service.batching import BatchingEncoder
+
+    encoder = BatchingEncoder(embedder)
+    try:
+        fresh = Answerer(load_bundle(seed_settings.index_dir), encoder, seed_settings)
+        first = fresh.ask("How much metformin can a diabetic take?")
+        encoded = encoder.encoded
+        # Another question with the same unknown word: only the question itself is encoded now.
+        second = fresh.ask("What is the usual dose of metformin?")
+        assert encoder.encoded == encoded + 1
+        assert not first.answered and not second.answered
+        assert first.reason == second.reason == "the documents do not mention metformin"
+    finally:
+        encoder.close()
