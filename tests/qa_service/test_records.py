@@ -1,0 +1,351 @@
+"""The records file: feedback and the query log in one SQLite file, on disk, no mocks.
+
+Times in the past are written through the clock a Records takes (``now=``), the
+documented way to age rows without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from qa_service.feedback import FeedbackStore
+from qa_service.records import (
+    SCHEMA_VERSION,
+    Records,
+    RecordsError,
+    RecordsVersionError,
+    UnansweredQuestion,
+)
+from qa_service.schemas import Citation, FeedbackRequest
+
+# FeedbackStore's table, copied verbatim from qa_service/feedback.py as it shipped (user_version 0).
+OLD_FEEDBACK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT,
+    doc_id TEXT NOT NULL,
+    citation TEXT NOT NULL,
+    vote TEXT NOT NULL CHECK (vote IN ('up', 'down')),
+    comment TEXT
+)
+"""
+
+CITATION = {"doc_id": "ibuprofen", "title": "Ibuprofen", "source": "leaflets/ibuprofen.html",
+            "section": "Overdose", "start": 120, "end": 164}
+
+START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+OpenRecords = Callable[..., Records]
+
+
+class Clock:
+    """A settable clock for Records(now=...)."""
+
+    def __init__(self, at: datetime = START) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+class TickingClock(Clock):
+    """Each reading a second after the last, so every row has its own time."""
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+@pytest.fixture
+def open_records() -> Iterator[OpenRecords]:
+    """Records(...) that are closed when the test ends, pass or fail."""
+    opened: list[Records] = []
+
+    def open_(*args: object, **kwargs: object) -> Records:
+        records = Records(*args, **kwargs)
+        opened.append(records)
+        return records
+
+    yield open_
+    for records in opened:
+        records.close()
+
+
+def rows(path: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def log(records: Records, question: str, *, kind: str = "ask", answered: bool = False,
+        reason: str | None = "low_confidence", request_id: str | None = None) -> None:
+    records.log_query(kind=kind, question=question, answered=answered, reason=None if answered else reason,
+                      took_ms=12.5, index_version="idx-1", request_id=request_id)
+
+
+def vote(records: Records, question: str, direction: str, comment: str | None = None) -> int:
+    return records.add_feedback(question=question, answer="Seek medical help at once.", doc_id="ibuprofen",
+                                citation=CITATION, vote=direction, comment=comment)
+
+
+def test_feedback_round_trip_and_export_oldest_first(tmp_path: Path, open_records: OpenRecords) -> None:
+    records = open_records(tmp_path / "new" / "records.sqlite3", now=TickingClock())
+    ids = [vote(records, "How is an overdose treated?", "up", "first"),
+           vote(records, "How is an overdose treated?", "down", "second — ünïcode"),
+           vote(records, "Can I drive?", "up")]
+    assert ids == sorted(ids)
+
+    exported = [json.loads(line) for line in records.export_feedback()]
+    assert [r["id"] for r in exported] == ids
+    assert [r["comment"] for r in exported] == ["first", "second — ünïcode", None]
+    # FeedbackStore's shape: its columns only (not the grouping key), the citation as an object
+    assert list(exported[0]) == ["id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment"]
+    assert exported[1]["citation"] == CITATION and exported[1]["vote"] == "down"
+    assert exported[0]["created_at"] < exported[2]["created_at"]
+    with pytest.raises(ValueError):
+        vote(records, "Can I drive?", "maybe")
+
+
+def test_queries_are_logged_in_the_background_and_written_on_flush(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path, now=Clock())
+    log(records, "How much paracetamol a day?", answered=True, request_id="req-1")
+    log(records, "Is it safe with alcohol?", kind="search", answered=True)
+    log(records, "What about my  GRANDMOTHER's pills?", reason="out_of_scope")
+    records.flush()
+
+    stored = rows(path, "SELECT created_at, kind, question, question_norm, answered, reason, took_ms,"
+                        " index_version, request_id FROM queries ORDER BY id")
+    assert stored == [
+        ("2025-03-01T09:00:00+00:00", "ask", "How much paracetamol a day?", "how much paracetamol a day?", 1, None,
+         12.5, "idx-1", "req-1"),
+        ("2025-03-01T09:00:00+00:00", "search", "Is it safe with alcohol?", "is it safe with alcohol?", 1, None,
+         12.5, "idx-1", None),
+        ("2025-03-01T09:00:00+00:00", "ask", "What about my  GRANDMOTHER's pills?",
+         "what about my grandmother's pills?", 0, "out_of_scope", 12.5, "idx-1", None),
+    ]
+    with pytest.raises(ValueError):
+        log(records, "?", kind="browse")
+
+
+def test_unanswered_merges_declines_and_down_votes_most_frequent_first(
+    tmp_path: Path, open_records: OpenRecords
+) -> None:
+    records = open_records(tmp_path / "records.sqlite3", now=TickingClock())
+    # one question, worded four ways: three declines and a down vote
+    log(records, "What is the dose for a child?", reason="low_confidence")
+    log(records, "what is the  DOSE for a child?", reason="no_passage")
+    log(records, "What is the dose\tfor a child?", reason="low_confidence")
+    vote(records, "  WHAT is the dose for a child?  ", "down")
+    # another, declined twice
+    log(records, "Can I take it while pregnant?")
+    log(records, "can i take it while pregnant?")
+    # answered, but voted down once
+    log(records, "How is an overdose treated?", answered=True)
+    vote(records, "How is an overdose treated?", "down", "not the treatment")
+    # none of these count: answered asks, declined searches, up votes
+    for _ in range(5):
+        log(records, "Can I drive?", answered=True)
+        log(records, "Can I drive?", kind="search", answered=False, reason="no_passage")
+        vote(records, "Can I drive?", "up")
+    records.flush()
+
+    found = records.unanswered()
+    assert [(q.declined, q.thumbs_down) for q in found] == [(3, 1), (2, 0), (0, 1)]
+    child, pregnant, overdose = found
+    assert isinstance(child, UnansweredQuestion)
+    assert child.question == "  WHAT is the dose for a child?  "  # the latest wording
+    assert child.reasons == ("low_confidence", "no_passage")
+    assert pregnant.question == "can i take it while pregnant?" and pregnant.reasons == ("low_confidence",)
+    assert overdose.question == "How is an overdose treated?" and overdose.reasons == ()
+    assert child.last_asked < pregnant.last_asked < overdose.last_asked  # the clock ticked between rows
+    assert records.unanswered(limit=2) == found[:2]
+    with pytest.raises(ValueError):
+        records.unanswered(limit=0)
+
+
+def test_retention_prunes_on_prune_on_open_and_hourly_on_write(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    clock = Clock()
+    records = open_records(path, retention_days=30, now=clock)
+    log(records, "old one")
+    log(records, "old two")
+    clock.advance(days=25)
+    log(records, "recent")
+    records.flush()
+    clock.advance(days=10)  # the first two are 35 days old now, the third 10
+
+    assert records.prune() == 2
+    assert rows(path, "SELECT question FROM queries") == [("recent",)]
+    assert records.prune() == 0
+    records.close()
+
+    clock.advance(days=25)  # "recent" is 35 days old: opening the file removes it
+    open_records(path, retention_days=30, now=clock).close()
+    assert rows(path, "SELECT COUNT(*) FROM queries") == [(0,)]
+
+
+def test_the_writer_prunes_at_most_once_an_hour(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    clock = Clock()
+    records = open_records(path, retention_days=10 / (24 * 60), now=clock)  # ten minutes
+    log(records, "first")
+    records.flush()
+    clock.advance(minutes=30)  # "first" has expired, but the last prune (on open) was under an hour ago
+    log(records, "second")
+    records.flush()
+    assert rows(path, "SELECT question FROM queries ORDER BY id") == [("first",), ("second",)]
+
+    clock.advance(minutes=31)  # an hour since the last prune: this write prunes
+    log(records, "third")
+    records.flush()
+    assert rows(path, "SELECT question FROM queries ORDER BY id") == [("third",)]
+
+
+def test_purge_deletes_every_query_and_leaves_no_text_in_the_file(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path, now=Clock())
+    secret = "My patient Zebediah Quartermaine takes warfarin and 40 mg of Xylocaine"
+    for i in range(50):  # declined, so also in the partial index
+        log(records, f"{secret} #{i}", request_id=f"req-{i}")
+    log(records, secret, answered=True)
+    vote(records, "Can I drive?", "down")  # feedback is not the query log: it stays
+    records.flush()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"Zebediah" in path.read_bytes()  # the check below would find the text were it left
+
+    assert records.purge_queries() == 51
+    assert rows(path, "SELECT COUNT(*) FROM queries") == [(0,)]
+    assert [q.question for q in records.unanswered()] == ["Can I drive?"]
+    # no checkpoint of the test's own: the purge leaves neither the file nor its write-ahead log holding the text
+    files = [p for p in tmp_path.iterdir() if p.name.startswith(path.name)]
+    for file in files:
+        data = file.read_bytes()
+        for fragment in ("Zebediah", "zebediah", "Quartermaine", "quartermaine", "req-7"):
+            assert fragment.encode() not in data, (file.name, fragment)
+    assert records.purge_queries() == 0
+
+
+def test_query_log_off_logs_nothing(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path, query_log=False)
+    log(records, "How is an overdose treated?")
+    records.flush()
+    assert rows(path, "SELECT COUNT(*) FROM queries") == [(0,)]
+    assert vote(records, "Can I drive?", "down") == 1  # feedback still works
+    assert [q.thumbs_down for q in records.unanswered()] == [1]
+
+
+def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    old_rows = [
+        ("2024-11-02T10:00:00+00:00", "How is an overdose treated?", "Seek help.", "ibuprofen",
+         json.dumps(CITATION), "down", "not the treatment"),
+        ("2024-11-03T11:30:00+00:00", "Dosierung für Kinder?", None, "ibuprofen", json.dumps(CITATION), "up", None),
+    ]
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(OLD_FEEDBACK_SCHEMA)
+        db.executemany("INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)", old_rows)
+    assert rows(path, "PRAGMA user_version") == [(0,)]
+
+    records = open_records(path)
+    assert records.schema_version == SCHEMA_VERSION == 2
+    exported = [json.loads(line) for line in records.export_feedback()]
+    assert [(r["id"], r["created_at"], r["question"], r["vote"], r["comment"]) for r in exported] == [
+        (1, "2024-11-02T10:00:00+00:00", "How is an overdose treated?", "down", "not the treatment"),
+        (2, "2024-11-03T11:30:00+00:00", "Dosierung für Kinder?", "up", None),
+    ]
+    assert exported[0]["citation"] == CITATION
+    # old down votes were given the grouping key
+    assert [(q.question, q.thumbs_down) for q in records.unanswered()] == [("How is an overdose treated?", 1)]
+    assert vote(records, "Can I drive?", "up") == 3  # ids go on from the old rows
+    records.close()
+
+    # opening again changes nothing
+    tables = rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+    again = open_records(path)
+    assert again.schema_version == SCHEMA_VERSION
+    assert rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == tables
+    assert len(list(again.export_feedback())) == 3
+
+
+def test_a_file_written_by_feedback_store_exports_the_same_after_migration(
+    tmp_path: Path, open_records: OpenRecords
+) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    store = FeedbackStore(path)
+    for direction, comment in (("up", None), ("down", "wrong section — «quote»")):
+        store.add(FeedbackRequest(question="How is an overdose treated?", answer="Seek help.",
+                                  citation=Citation(**CITATION), vote=direction, comment=comment))
+    before = list(store.export())
+
+    records = open_records(path)
+    assert list(records.export_feedback()) == before
+
+
+def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RecordsVersionError) as refused:
+        Records(path)
+    message = str(refused.value)
+    assert f"version {SCHEMA_VERSION + 1}" in message and f"version {SCHEMA_VERSION})" in message
+    assert (refused.value.found, refused.value.known) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert rows(path, "PRAGMA journal_mode") == [("delete",)]
+    assert rows(path, "SELECT name FROM sqlite_master") == []
+
+
+def test_a_foreign_feedback_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE feedback (id INTEGER PRIMARY KEY, stars INTEGER)")
+    with pytest.raises(RecordsError, match="unexpected columns"):
+        Records(path)
+    assert rows(path, "PRAGMA user_version") == [(0,)]
+
+
+def test_queries_logged_from_eight_threads_are_all_written(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    threads, each = 8, 250
+    start = threading.Barrier(threads)
+
+    def ask(worker: int) -> None:
+        start.wait()
+        for i in range(each):
+            log(records, f"question {i} from {worker}", answered=i % 2 == 0, request_id=f"{worker}-{i}")
+
+    workers = [threading.Thread(target=ask, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    records.flush()
+    assert rows(path, "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM queries") == [(threads * each,) * 2]
+    assert sum(q.declined for q in records.unanswered(limit=10_000)) == threads * each // 2
+
+
+def test_close_writes_what_is_queued(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = Records(path)
+    for i in range(100):
+        log(records, f"question {i}")
+    records.close()
+    records.close()  # twice is harmless
+    log(records, "after close")  # ignored, not an error
+    assert rows(path, "SELECT COUNT(*) FROM queries") == [(100,)]
