@@ -12,6 +12,8 @@ must leave two dumps identical (``cmp A B``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import json
 import sys
@@ -83,8 +85,8 @@ def main() -> None:
     with open(args.out, "w", encoding="utf-8") as out:
         for question in questions(args.questions):
             record = {"question": question}
-            record["ask"] = rounded(answerer.ask(question, top_k=5).model_dump())
-            record["search"] = rounded(answerer.search(question, k=10).model_dump())
+            record["ask"] = rounded(dataclasses.asdict(answerer.ask(question, top_k=5)))
+            record["search"] = rounded(dataclasses.asdict(answerer.search(question, k=10)))
             reading = answerer.read(question)
             record["reading"] = {
                 "unknown": reading.unknown_subjects,

@@ -21,6 +21,8 @@ only when every file is complete; a crash leaves the previous bundle as it was.
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import shutil
@@ -77,6 +79,18 @@ class Manifest(BaseModel):
     unit_count: int
     dense_index: IndexSpec = IndexSpec()
     unit_index: IndexSpec = IndexSpec()
+
+    @property
+    def version(self) -> str:
+        """What the bundle answers from, in 12 hex digits: the format, the model, the settings and every
+        document's content. Two builds of the same corpus with the same settings share it; any change
+        to a document or a setting gives a new one (responses carry it, so a caller can say which index
+        answered, and caches keyed on it are emptied with the index)."""
+        identity = {
+            "format": self.format_version, "model": self.embed_model, "settings": self.settings,
+            "documents": {doc_id: entry.content_hash for doc_id, entry in sorted(self.documents.items())},
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -28,11 +29,11 @@ from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
 from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
-from .schemas import Answer, AskResponse, Citation, Passage, SearchResponse, SearchResult
+from .results import Answer, AskResult, Citation, Hit, Passage, SearchResult
 from .settings import AnswerSettings, ServiceSettings
 
 
-_R = TypeVar("_R", AskResponse, SearchResponse)
+_R = TypeVar("_R", AskResult, SearchResult)
 
 
 class UnknownDocumentError(ValueError):
@@ -149,6 +150,8 @@ class Answerer:
         self.bundle = bundle
         self.embedder = embedder
         self.settings = settings
+        self.index_version = bundle.manifest.version
+        """The bundle's version (``Manifest.version``), worked out once."""
         self.retriever = HybridRetriever(
             bundle, embedder, settings.retrieval.candidates, settings.retrieval.fusion, settings.retrieval.fusion_params()
         )
@@ -184,6 +187,12 @@ class Answerer:
         if first < end and made[first] is None:
             made[first:end] = [unit_from_row(row) for row in self.bundle.units[first:end]]
         return made[lo:hi]  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Release the encoder's thread (the index was replaced); requests still answering finish."""
+        close = getattr(self.embedder, "close", None)
+        if close is not None:
+            close()
 
     def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
         if doc_ids is None:
@@ -232,14 +241,14 @@ class Answerer:
         dense = units if mode == SubjectQuery.PRONOUN else expansion.query
         return Query(dense, lexical, without, units if units != dense else None)
 
-    def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse:
+    def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         return self._cached(
             self._cache_key("search", query, k, doc_ids), lambda: self._search(query, k, doc_ids, began), query, began
         )
 
-    def _search(self, query: str, k: int, doc_ids: Collection[str] | None, began: float) -> SearchResponse:
+    def _search(self, query: str, k: int, doc_ids: Collection[str] | None, began: float) -> SearchResult:
         results = []
         subjects, query_text, doc_ids = self._follow_subjects(query, doc_ids)
         searched = self._query(query_text, self.expander.expand(query_text), subjects)
@@ -248,13 +257,13 @@ class Answerer:
             chunk = candidate.chunk
             document = self.bundle.documents[chunk.doc_id]
             results.append(
-                SearchResult(
+                Hit(
                     text=document.text[chunk.start:chunk.end],
                     score=round(candidate.score, 6),
                     citation=self._citation(document, chunk.start, chunk.end),
                 )
             )
-        return SearchResponse(
+        return SearchResult(
             query=query, subjects=subjects.names, results=results, took_ms=(time.perf_counter() - began) * 1000
         )
 
@@ -404,9 +413,9 @@ class Answerer:
     def _cache_key(self, kind: str, question: str, count: int, doc_ids: Collection[str] | None) -> tuple:
         """Repeats of a question (case and spacing aside, same options, same index) share one entry."""
         return (kind, " ".join(question.casefold().split()), count,
-                None if doc_ids is None else tuple(sorted(set(doc_ids))), self.bundle.manifest.created_at)
+                None if doc_ids is None else tuple(sorted(set(doc_ids))), self.index_version)
 
-    def _recall(self, key: tuple, question: str, began: float) -> AskResponse | SearchResponse | None:
+    def _recall(self, key: tuple, question: str, began: float) -> AskResult | SearchResult | None:
         """The kept response for ``key``, echoing the caller's own wording and its own time (None: not kept)."""
         if self._cache is None:
             return None
@@ -415,8 +424,8 @@ class Answerer:
             if hit is None:
                 return None
             self.cache_hits += 1
-        field = "question" if isinstance(hit, AskResponse) else "query"
-        return hit.model_copy(update={field: question, "took_ms": (time.perf_counter() - began) * 1000})
+        field = "question" if isinstance(hit, AskResult) else "query"
+        return dataclasses.replace(hit, **{field: question, "took_ms": (time.perf_counter() - began) * 1000})
 
     def _cached(self, key: tuple, compute: Callable[[], _R], question: str, began: float) -> _R:
         """``compute()``'s response, kept for the next time the same question is asked."""
@@ -430,20 +439,20 @@ class Answerer:
                 self.cache_misses += 1
         return made
 
-    def recall_ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse | None:
+    def recall_ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResult | None:
         """:meth:`ask`'s answer if it is in the answer cache, else None: a dictionary look-up, no
         model and no index, cheap enough for the server's event loop (a miss then goes to a worker)."""
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         return self._recall(self._cache_key("ask", question, top_k, doc_ids), question, began)  # type: ignore[return-value]
 
-    def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResponse | None:
+    def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult | None:
         """:meth:`search`'s passages if they are in the answer cache, else None (as :meth:`recall_ask`)."""
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         return self._recall(self._cache_key("search", query, k, doc_ids), query, began)  # type: ignore[return-value]
 
-    def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResponse:
+    def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResult:
         began = time.perf_counter()
         self._check_doc_ids(doc_ids)
         return self._cached(
@@ -451,12 +460,12 @@ class Answerer:
             question, began,
         )
 
-    def _ask(self, question: str, top_k: int, doc_ids: Collection[str] | None, began: float) -> AskResponse:
+    def _ask(self, question: str, top_k: int, doc_ids: Collection[str] | None, began: float) -> AskResult:
 
         subjects: list[str] = []
 
-        def declined(reason: str) -> AskResponse:
-            return AskResponse(
+        def declined(reason: str) -> AskResult:
+            return AskResult(
                 question=question,
                 answered=False,
                 reason=reason,
@@ -500,7 +509,7 @@ class Answerer:
                     passage=Passage(text=document.text[p_start:p_end], start=p_start, end=p_end),
                 )
             )
-        return AskResponse(
+        return AskResult(
             question=question,
             answered=True,
             subjects=subjects,

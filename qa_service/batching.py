@@ -32,6 +32,8 @@ class BatchingEncoder:
         self.backend = getattr(embedder, "backend", "torch")
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="query-encoder", daemon=True)
         self._thread.start()
         self.batches = 0
@@ -51,18 +53,27 @@ class BatchingEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         futures: list[Future[np.ndarray]] = []
-        for text in texts:
-            future: Future[np.ndarray] = Future()
-            self._queue.put((text, future))
-            futures.append(future)
+        with self._closing:
+            if self._closed:  # a request still holding a replaced index: encoded in its own thread
+                return self.embedder.embed(texts, progress)
+            for text in texts:
+                future: Future[np.ndarray] = Future()
+                self._queue.put((text, future))
+                futures.append(future)
         vectors = np.stack([future.result() for future in futures])
         if progress is not None:
             progress(len(texts))
         return vectors
 
     def close(self) -> None:
-        """Stop the encoder thread once the queue is done (requests already queued are answered)."""
-        self._queue.put(None)
+        """Stop the encoder thread once the queue is done: texts already queued are encoded, and a
+        caller that comes later (a request that took the index before a reload replaced it) encodes
+        its own texts in its own thread, so nobody waits for a thread that is gone."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=10)
 
     def _serve(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -30,7 +31,13 @@ IndexOption = Annotated[
 
 
 def _settings(index: Path | None = None, **overrides: object) -> ServiceSettings:
-    settings = ServiceSettings()
+    from pydantic import ValidationError
+
+    try:
+        settings = ServiceSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"QA_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid setting: {problems}", 2)
     updates = {key: value for key, value in overrides.items() if value is not None}
     if index is not None:
         updates["index_dir"] = index
@@ -142,8 +149,6 @@ def serve(
 
     import uvicorn
 
-    from .api import create_app
-
     settings = _settings(index, host=host, port=port)
     if workers is not None:
         settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"workers": workers})})
@@ -163,18 +168,63 @@ def serve(
     base = f"http://{host_part}:{bound}"
     typer.echo(f"Chat widget demo at {base}/ · API docs at {base}/docs (index {settings.index_dir})", err=True)
     count = settings.serving.workers
+    logging = {"log_config": log_config(settings.log_format), "log_level": "info", "access_log": False}
     if count == 1:
-        config = uvicorn.Config(create_app(settings), host=settings.host, port=bound, log_level="info")
+        from .api import create_app
+
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=bound, **logging)
         uvicorn.Server(config).run(sockets=[listener])
         return
     # Each worker process builds the app from the environment: hand it what the command line said.
+    # Their metrics go to files in one folder, which /metrics adds up (set before prometheus_client loads).
+    import tempfile
+
+    metrics_dir = tempfile.TemporaryDirectory(prefix="qa-metrics-")
+    os.environ.update({"QA_INDEX_DIR": str(settings.index_dir), "QA_SERVING__WORKERS": str(count),
+                       "PROMETHEUS_MULTIPROC_DIR": metrics_dir.name})
+    config = uvicorn.Config("qa_service.api:create_app", factory=True, host=settings.host, port=bound,
+                            workers=count, **logging)
+    try:
+        _supervisor_class()(config, sockets=[listener]).run()
+    finally:
+        metrics_dir.cleanup()
+
+
+def log_config(fmt: str) -> dict:
+    """Logging for ``qa serve``: one JSON object a line (``fmt`` "json": the access log's request id,
+    route, status and duration as fields) or plain text, on standard error."""
+    formatter = (
+        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+         "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
+        if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "qa_service": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def _supervisor_class():  # noqa: ANN202 - imported lazily: uvicorn only loads for `qa serve`
     from uvicorn.supervisors import Multiprocess
 
-    os.environ.update({"QA_INDEX_DIR": str(settings.index_dir), "QA_SERVING__WORKERS": str(count)})
-    config = uvicorn.Config(
-        "qa_service.api:create_app", factory=True, host=settings.host, port=bound, workers=count, log_level="info"
-    )
-    Multiprocess(config, sockets=[listener]).run()
+    class Supervisor(Multiprocess):
+        """uvicorn's process supervisor, but SIGHUP reloads the index in every worker (each checks the
+        new bundle and keeps serving the old one if it is refused) instead of restarting them."""
+
+        def handle_hup(self) -> None:
+            for process in self.processes:
+                if process.pid is not None:
+                    os.kill(process.pid, signal.SIGHUP)
+
+    return Supervisor
+
 
 
 def _answerer(settings: ServiceSettings):  # noqa: ANN202
@@ -196,7 +246,7 @@ def ask(
 ) -> None:
     """Answer a question from the index, with citations."""
     from .answering import UnknownDocumentError
-    from .schemas import AskRequest
+    from .api.schemas import AskRequest, AskResponse
 
     try:
         AskRequest(question=question, top_k=top_k, doc_ids=doc_id)
@@ -208,7 +258,7 @@ def ask(
     except UnknownDocumentError as exc:
         _fail(str(exc), 2)
     if as_json:
-        typer.echo(response.model_dump_json(indent=2))
+        typer.echo(AskResponse.model_validate(response, from_attributes=True).model_dump_json(indent=2))
         return
     if not response.answered:
         typer.echo(f"No answer in the documents: {response.reason}.")

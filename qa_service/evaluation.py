@@ -8,6 +8,8 @@ from ranx; the abstention rates are plain shares.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -128,7 +130,7 @@ def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> li
                 answered=response.answered,
                 answer_hits=[contains_evidence(a.text, q.evidence) for a in response.answers],
                 passage_hits=[contains_evidence(p.text, q.evidence) for p in passages],
-                answers=[a.model_dump() for a in response.answers],
+                answers=[dataclasses.asdict(a) for a in response.answers],
                 sources=sources,
             )
         )

@@ -31,7 +31,7 @@ staff asked for.
 Schema versions
 ---------------
 ``PRAGMA user_version`` holds the schema version. Version 0 is a new, empty
-file or one written by the former ``FeedbackStore`` (``qa_service/feedback.py``:
+file or one written by the former feedback store (before the query log:
 a ``feedback`` table, user_version 0); ``MIGRATIONS`` bring either up to
 ``SCHEMA_VERSION``, one transaction a step. A file newer than this code is
 refused with ``RecordsVersionError`` rather than misread.
@@ -177,7 +177,7 @@ def _add_query_log(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE INDEX queries_declined ON queries (question_norm) WHERE kind = 'ask' AND answered = 0"
     )
-    # Nullable: FeedbackStore, still in use during the switch, inserts rows without it.
+    # Nullable: ALTER TABLE can add no NOT NULL column without a default; every row gets one here.
     db.execute("ALTER TABLE feedback ADD COLUMN question_norm TEXT")
     db.execute("UPDATE feedback SET question_norm = qa_normalise(question)")
     db.execute("CREATE INDEX feedback_down ON feedback (question_norm) WHERE vote = 'down'")

@@ -9,8 +9,9 @@ environment a group's field is ``QA_<GROUP>__<FIELD>``, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ingest.settings import IngestSettings
@@ -166,15 +167,81 @@ class ServiceSettings(IngestSettings):
         r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$",
         description="Origins matching this regular expression are allowed too (default: localhost on any port).",
     )
+    # Records: one SQLite file for the widget's feedback and the query log.
     feedback_db: Path | None = Field(
         None,
         description=(
-            "SQLite file for answer feedback. Default: feedback.sqlite3 next to the index folder "
-            "(not inside it: a re-ingest replaces that folder)."
+            "SQLite file for answer feedback and the query log. Default: feedback.sqlite3 next to the "
+            "index folder (not inside it: a re-ingest replaces that folder)."
         ),
     )
-    admin_token: str | None = Field(
-        None, description="Bearer token for GET /v1/feedback; unset, the export is disabled."
+    query_log: bool = Field(
+        True,
+        description=(
+            "Log every question (its text, answered or declined, why, time, index version) in the records "
+            "file, for GET /v1/admin/unanswered. It never leaves the machine; QA_QUERY_LOG=off turns it off."
+        ),
     )
+    query_log_days: float = Field(
+        30.0, gt=0, description="Logged questions older than this many days are deleted."
+    )
+    # Access: who may ask, and how often.
+    api_keys: list[str] = Field(
+        [],
+        description=(
+            "Keys for the read endpoints (ask, search, documents, feedback): set, each call needs "
+            "`Authorization: Bearer KEY`. JSON list: QA_API_KEYS='[\"k1\",\"k2\"]'. Empty: open."
+        ),
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of API keys, one a line (# comments and blank lines skipped); read again on reload."
+    )
+    admin_token: str | None = Field(
+        None,
+        description=(
+            "Bearer token for the admin endpoints (reload, feedback export, unanswered questions, query-log "
+            "purge); unset, they are disabled."
+        ),
+    )
+    rate_limit: str | None = Field(
+        None,
+        description=(
+            "Requests a client (its API key, else its address) may make, in the notation of the `limits` "
+            "library: '60/minute', '10/second;500/hour'. Unset: no limit. Each worker process counts "
+            "its own unless rate_limit_storage is shared."
+        ),
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where the rate limiter counts: memory:// (per process) or a shared store URI."
+    )
+    max_body_bytes: int = Field(
+        131_072, ge=1024, description="Request bodies larger than this are refused with 413 before they are read."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Server logs: one JSON object a line (with a request id per request), or plain text."
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _known_notation(cls, value: str | None) -> str | None:
+        if value:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"not a rate limit ('60/minute', '10/second;500/hour'): {exc}") from None
+        return value or None
+
     def feedback_path(self) -> Path:
         return self.feedback_db or Path(self.index_dir).parent / "feedback.sqlite3"
+
+    def read_api_keys(self) -> frozenset[str]:
+        """The keys of ``api_keys`` and ``api_keys_file`` together (empty: the read endpoints are open)."""
+        keys = {key for key in self.api_keys if key}
+        if self.api_keys_file is not None:
+            for line in self.api_keys_file.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.add(line)
+        return frozenset(keys)

@@ -53,7 +53,7 @@ def test_export_is_disabled_without_a_token_setting(tmp_path) -> None:
     app = create_app(ServiceSettings(index_dir=tmp_path / "index"), load=False)
     with LiveServer(app, ready_path="/healthz") as live:
         response = httpx.get(live.url + "/v1/feedback", headers={"Authorization": "Bearer anything"})
-    assert response.status_code == 403 and response.json()["error"]["code"] == "export_disabled"
+    assert response.status_code == 403 and response.json()["error"]["code"] == "admin_disabled"
 
 
 def test_bad_feedback_is_a_clear_4xx_and_stores_nothing(client: httpx.Client, seed_settings: ServiceSettings) -> None:

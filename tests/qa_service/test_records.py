@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.feedback import FeedbackStore
 from qa_service.records import (
     SCHEMA_VERSION,
     Records,
@@ -23,7 +22,7 @@ from qa_service.records import (
     RecordsVersionError,
     UnansweredQuestion,
 )
-from qa_service.schemas import Citation, FeedbackRequest
+
 
 # FeedbackStore's table, copied verbatim from qa_service/feedback.py as it shipped (user_version 0).
 OLD_FEEDBACK_SCHEMA = """
@@ -281,20 +280,6 @@ def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_r
     assert again.schema_version == SCHEMA_VERSION
     assert rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == tables
     assert len(list(again.export_feedback())) == 3
-
-
-def test_a_file_written_by_feedback_store_exports_the_same_after_migration(
-    tmp_path: Path, open_records: OpenRecords
-) -> None:
-    path = tmp_path / "feedback.sqlite3"
-    store = FeedbackStore(path)
-    for direction, comment in (("up", None), ("down", "wrong section — «quote»")):
-        store.add(FeedbackRequest(question="How is an overdose treated?", answer="Seek help.",
-                                  citation=Citation(**CITATION), vote=direction, comment=comment))
-    before = list(store.export())
-
-    records = open_records(path)
-    assert list(records.export_feedback()) == before
 
 
 def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:

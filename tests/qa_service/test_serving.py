@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -66,7 +68,7 @@ def test_a_repeated_question_is_answered_from_the_cache(answerer: Answerer) -> N
     again = answerer.ask("  how is an OVERDOSE of baclofen   handled?")
     assert answerer.cache_hits == hits + 1
     assert again.question == "  how is an OVERDOSE of baclofen   handled?"
-    assert again.model_dump(exclude={"question", "took_ms"}) == first.model_dump(exclude={"question", "took_ms"})
+    assert replace(again, question="", took_ms=0) == replace(first, question="", took_ms=0)
     # other options are another entry
     answerer.ask("How is an overdose of baclofen handled?", top_k=1)
     assert answerer.cache_hits == hits + 1
@@ -104,6 +106,6 @@ def test_concurrent_http_questions_all_get_their_own_answers(
     serving = seed_settings.serving.model_copy(update={"answer_cache": 0})
     alone = build_answerer(seed_settings.model_copy(update={"serving": serving}), embedder)
     for question, body in zip(questions, together):
-        expected = alone.ask(question).model_dump(mode="json")
+        expected = asdict(alone.ask(question))
         assert body["question"] == question
         assert body["answers"] == expected["answers"], question

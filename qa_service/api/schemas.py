@@ -110,3 +110,24 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class ReloadResponse(BaseModel):
+    changed: bool = Field(description="False when the bundle on disk is the one already served.")
+    index_version: str = Field(description="The version now served.")
+    previous_version: str | None
+    documents: int
+    chunks: int
+    took_s: float = Field(description="Seconds to read and check the new bundle and load its model.")
+
+
+class UnansweredQuestion(BaseModel):
+    question: str = Field(description="Its latest wording (questions are grouped ignoring case and spacing).")
+    declined: int = Field(description="Times the service declined it.")
+    thumbs_down: int = Field(description="Thumbs-down votes on its answers.")
+    last_asked: str = Field(description="When it was last asked or voted on (ISO 8601, UTC).")
+    reasons: list[str] = Field(description="The reasons it was declined for.")
+
+
+class PurgeResponse(BaseModel):
+    deleted: int = Field(description="Logged questions deleted.")

@@ -1,0 +1,94 @@
+"""One error envelope for every failure: ``{"error": {"code": ..., "message": ...}}`` with the status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..answering import UnknownDocumentError
+from .schemas import MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
+
+log = logging.getLogger("qa_service")
+
+RESPONSES = {
+    400: {"model": ErrorResponse, "description": "Malformed request"},
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key or admin token"},
+    403: {"model": ErrorResponse, "description": "Disabled on this server (no admin token set)"},
+    404: {"model": ErrorResponse, "description": "Not found"},
+    413: {"model": ErrorResponse, "description": "Request body too large"},
+    422: {"model": ErrorResponse, "description": "Invalid request"},
+    429: {"model": ErrorResponse, "description": "Too many requests (see Retry-After)"},
+    503: {"model": ErrorResponse, "description": "Index not loaded yet"},
+}
+"""Error responses documented on every route of the API."""
+
+_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    """An exception the envelope handler answers as ``status`` with ``code`` and ``message``."""
+    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+
+
+def describe(errors: list[dict]) -> tuple[int, str, str]:
+    """Status, code and message for a request that failed validation."""
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return 400, "malformed_json", f"the request body is not valid JSON: {err.get('msg', '')}".rstrip(": ")
+    err = errors[0]
+    loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(loc) or "body"
+    kind = err.get("type", "")
+    if field == "question":
+        if kind == "missing":
+            return 422, "missing_question", "the request needs a 'question'"
+        if kind == "string_too_long":
+            return 422, "question_too_long", f"the question is longer than {MAX_QUESTION_CHARS} characters"
+        if kind in ("string_too_short", "value_error"):
+            return 422, "empty_question", "the question is empty"
+    if field == "vote":
+        return 422, "invalid_vote", "'vote' must be \"up\" or \"down\""
+    if field.startswith("citation"):
+        return 422, "invalid_citation", f"'citation' must be an answer's citation object ({field}: {err.get('msg', '')})"
+    if field == "comment":
+        return 422, "comment_too_long", f"the comment is longer than {MAX_QUESTION_CHARS} characters"
+    if field in ("top_k", "k"):
+        return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K}"
+    if field == "q":
+        return 422, "invalid_query", "the query parameter 'q' must be a non-empty string"
+    if kind == "model_attributes_type" or field == "body":
+        return 422, "invalid_body", "the request body must be a JSON object"
+    return 422, "invalid_request", f"{field}: {err.get('msg', 'invalid value')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the app raises answers in the envelope."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*describe(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(exc, "headers", None)
+        if isinstance(exc.detail, dict):
+            return error_response(exc.status_code, exc.detail["code"], exc.detail["message"], headers)
+        code = _CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(UnknownDocumentError)
+    async def _unknown_doc(_: Request, exc: UnknownDocumentError) -> JSONResponse:
+        return error_response(422, "unknown_doc_id", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")

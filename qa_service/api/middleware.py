@@ -1,0 +1,132 @@
+"""Plain ASGI middleware: security headers, and each request's id, index headers, log line and metrics.
+
+Plain ASGI (not ``@app.middleware("http")``): they edit the response's headers
+as they pass, where a function middleware costs every request a task and a
+stream to copy the body through.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_response, problem
+from .metrics import LATENCY, REQUESTS
+from .state import ServiceState
+
+access_log = logging.getLogger("qa_service.access")
+
+# Our own pages and the widget's files: no inline script or style, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class SecurityHeaders:
+    """``X-Content-Type-Options: nosniff`` on every response; the content security and referrer
+    policies on the demo page and the widget's files."""
+
+    PAGES = ("/", "/widget.js", "/widget.css")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = scope["path"] in self.PAGES
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if page:
+                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                    headers["Referrer-Policy"] = "no-referrer"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestContext:
+    """Per request: an id (the caller's ``X-Request-ID`` when it is a sane token, else a new one), returned
+    in ``X-Request-ID``; the version of the index that answered and its model (``X-Index-Version``,
+    ``X-Model``); one access-log line; the request counters and latency histogram by route."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState, max_body_bytes: int | None = None) -> None:
+        self.app = app
+        self.state = state
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        context = scope.setdefault("state", {})
+        context["request_id"] = request_id
+        status = 500
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                version, model = context.get("index_version"), context.get("model")
+                if version is None and self.state.answerer is not None:
+                    version = self.state.answerer.index_version
+                    model = self.state.answerer.bundle.manifest.embed_model
+                if version is not None:
+                    headers["X-Index-Version"] = version
+                    headers["X-Model"] = model or ""
+            await send(message)
+
+        limit = self.max_body_bytes
+        too_large = f"the request body is larger than {limit} bytes"
+        seen = 0
+
+        async def receive_within_limit() -> Message:
+            # A body sent without a length (or longer than it said) is cut off once past the limit:
+            # the route reading it gets the 413 in the envelope.
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise problem(413, "body_too_large", too_large)
+            return message
+
+        try:
+            if limit is None:
+                await self.app(scope, receive, send_with_context)
+            elif declared.isdigit() and int(declared) > limit:  # refused unread
+                await error_response(413, "body_too_large", too_large)(scope, receive, send_with_context)
+            else:
+                await self.app(scope, receive_within_limit, send_with_context)
+        finally:
+            elapsed = time.perf_counter() - began
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            REQUESTS.labels(template, scope["method"], str(status)).inc()
+            LATENCY.labels(template).observe(elapsed)
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed * 1000,
+                extra={
+                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                    "route": template, "status": status, "duration_ms": round(elapsed * 1000, 2),
+                    "client": client[0] if client else None, "index_version": context.get("index_version"),
+                },
+            )

@@ -1,0 +1,1 @@
+"""One module a feature: questions (ask, search), documents, feedback, admin, operations, widget."""

@@ -1,0 +1,69 @@
+"""Administration, behind the admin token: reload the index, export feedback, what went unanswered."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+import os
+import signal
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..deps import AdminDep, RecordsDep, StateDep
+from ..errors import RESPONSES, problem
+from ..schemas import PurgeResponse, ReloadResponse, UnansweredQuestion
+from ..state import ReloadError
+
+log = logging.getLogger("qa_service")
+
+ADMIN_RESPONSES = {**RESPONSES, 409: {"model": RESPONSES[404]["model"], "description": "The new index was refused"}}
+NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object a line"}}
+
+router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
+
+
+@router.post("/v1/admin/reload", response_model=ReloadResponse)
+async def reload(state: StateDep) -> ReloadResponse:
+    """Serve the bundle now in the index folder (after `qa ingest`), without a restart: requests in
+    flight finish on the old one. A bundle that can't be loaded is refused (409, with the reason) and
+    the old one serves on. With several worker processes, every worker reloads."""
+    try:
+        outcome = await run_in_threadpool(state.reload)
+    except ReloadError as exc:
+        raise problem(409, "reload_refused", f"the index was not reloaded, the previous one is still served: {exc}")
+    if outcome.changed and state.settings.serving.workers > 1:
+        # The supervisor of `qa serve --workers N` hands SIGHUP to every worker (this one finds nothing new).
+        os.kill(os.getppid(), signal.SIGHUP)
+    return ReloadResponse(**asdict(outcome))
+
+
+@router.get("/v1/admin/feedback", responses=NDJSON)
+async def export_feedback(records: RecordsDep) -> StreamingResponse:
+    """All feedback as JSON lines, oldest first."""
+    return StreamingResponse(records.export_feedback(), media_type="application/x-ndjson")
+
+
+@router.get("/v1/admin/unanswered", response_model=list[UnansweredQuestion])
+async def unanswered(records: RecordsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[UnansweredQuestion]:
+    """The questions most often declined or voted down, most frequent first: what the documents lack."""
+    found = await run_in_threadpool(records.unanswered, limit)
+    return [UnansweredQuestion(**{**asdict(item), "reasons": list(item.reasons)}) for item in found]
+
+
+@router.delete("/v1/admin/queries", response_model=PurgeResponse)
+async def purge_queries(records: RecordsDep) -> PurgeResponse:
+    """Delete every logged question now (they may hold what a patient told staff); feedback stays."""
+    return PurgeResponse(deleted=await run_in_threadpool(records.purge_queries))
+
+
+legacy = APIRouter(tags=["feedback"], dependencies=[AdminDep], responses=RESPONSES)
+
+
+@legacy.get("/v1/feedback", responses=NDJSON, deprecated=True)
+async def export_feedback_legacy(records: RecordsDep) -> StreamingResponse:
+    """All feedback as JSON lines (the old address of `GET /v1/admin/feedback`)."""
+    return StreamingResponse(records.export_feedback(), media_type="application/x-ndjson")
