@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser index run test eval bench bench-speed bench-scale bench-quality screenshot clean
+.PHONY: setup browser index run test eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
 
 setup: $(STAMP)
 
@@ -67,6 +67,14 @@ bench-speed: index
 
 bench-scale: setup
 	$(BIN)/python eval/bench_scale.py --shared $(BENCH) --out docs/benchmarks.md --plot docs/scale.png
+
+# Load and soak (about 13 minutes): 32 clients for 60 s with the index hot-reloaded at 30 s
+# (POST /v1/admin/reload), then 10 minutes of 8 clients with the server's memory sampled
+# (SOAK=seconds to shorten it). Writes its section of docs/benchmarks.md, docs/bench/load.json
+# and docs/load.png.
+SOAK ?= 600
+bench-load: index
+	$(BIN)/python eval/bench_load.py --index index --out docs/benchmarks.md --plot docs/load.png --soak-seconds $(SOAK)
 
 clean:
 	rm -rf index .index.* .pytest_cache

@@ -195,8 +195,13 @@ end
 """
 
 
-def wrk_run(url: str, requests: list[tuple[str, str, str | None]], clients: int, seconds: float) -> dict:
-    """``clients`` connections sending ``requests`` (method, path, JSON body) in turn for ``seconds``, with wrk."""
+def wrk_run(url: str, requests: list[tuple[str, str, str | None]], clients: int, seconds: float,
+            threads: int = 1, lua: str = "") -> dict:
+    """``clients`` connections sending ``requests`` (method, path, JSON body) in turn for ``seconds``, with wrk.
+
+    ``threads``: wrk's threads (each has its own Lua state and a share of the connections);
+    ``lua``: more of the script, e.g. ``init`` or ``response`` hooks (it sees the locals
+    ``requests`` and ``i``, the turn)."""
     entries = ",\n".join(
         "{%s, %s, %s}" % (json.dumps(method), json.dumps(path), json.dumps(body) if body is not None else "nil")
         for method, path, body in requests
@@ -205,13 +210,13 @@ def wrk_run(url: str, requests: list[tuple[str, str, str | None]], clients: int,
         "local requests = {" + entries + "}\nlocal i = 0\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         "request = function()\n  i = i % #requests + 1\n  local r = requests[i]\n"
-        "  return wrk.format(r[1], r[2], nil, r[3])\nend\n" + WRK_REPORT
+        "  return wrk.format(r[1], r[2], nil, r[3])\nend\n" + WRK_REPORT + lua
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "60s", "-s", handle.name, url],
+            ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "60s", "-s", handle.name, url],
             capture_output=True, text=True, check=True,
         ).stdout
     finally:
