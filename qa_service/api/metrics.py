@@ -35,10 +35,16 @@ DOCUMENTS = Gauge("qa_index_documents", "Documents in the served index.", multip
 CHUNKS = Gauge("qa_index_chunks", "Chunks in the served index.", multiprocess_mode="livemax")
 
 
+_shown: dict[str, str] = {}
+
+
 def show_index(version: str, model: str, documents: int, chunks: int) -> None:
-    """Point the index gauges at the bundle now served."""
-    INDEX_INFO.clear()
-    INDEX_INFO.labels(version=version, model=model).set(1)
+    """Point the index gauges at the bundle now served (the one before drops to 0: with several
+    workers a sample once written stays in its file, so it is zeroed rather than removed)."""
+    if _shown:
+        INDEX_INFO.labels(**_shown).set(0)
+    _shown.update(version=version, model=model)
+    INDEX_INFO.labels(**_shown).set(1)
     DOCUMENTS.set(documents)
     CHUNKS.set(chunks)
 

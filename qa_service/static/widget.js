@@ -2,7 +2,8 @@
  *
  * Embed with one line:
  *   <script src="http://HOST:8000/widget.js" data-api="http://HOST:8000"></script>
- * Optional attributes: data-open="true", data-timeout="20000" (ms), data-title="...".
+ * Optional attributes: data-open="true", data-timeout="20000" (ms), data-title="...",
+ * data-api-key="KEY" (sent as Authorization: Bearer KEY, where the server has API keys set).
  *
  * Everything lives in the open shadow root of <div id="drugqa-widget">. Every string that
  * comes from the API is rendered as text (createElement + textContent / text nodes only),
@@ -64,6 +65,7 @@
       open: attr('open').toLowerCase() === 'true',
       timeout: timeout > 0 ? timeout : DEFAULT_TIMEOUT_MS,
       title: attr('title') || 'Drug information',
+      apiKey: attr('api-key'),
     };
   }
 
@@ -218,10 +220,12 @@
     const onOuterAbort = () => controller.abort();
     if (outerSignal) outerSignal.addEventListener('abort', onOuterAbort, { once: true });
     try {
+      const headers = { Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (config.apiKey) headers.Authorization = 'Bearer ' + config.apiKey;
       const response = await fetch(config.api + path, {
         method,
-        headers: body === undefined ? { Accept: 'application/json' }
-          : { Accept: 'application/json', 'Content-Type': 'application/json' },
+        headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
         credentials: 'omit',

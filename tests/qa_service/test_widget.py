@@ -124,10 +124,12 @@ class HostSite:
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def page(self, name: str, api_url: str, extra: str = "", open_: bool = True, timeout_ms: int = 20000) -> str:
+    def page(self, name: str, api_url: str, extra: str = "", open_: bool = True, timeout_ms: int = 20000,
+             api_key: str | None = None) -> str:
+        key = f' data-api-key="{api_key}"' if api_key else ""
         snippet = (
             f'<script src="{api_url}/widget.js" data-api="{api_url}" data-open="{str(open_).lower()}" '
-            f'data-timeout="{timeout_ms}"></script>'
+            f'data-timeout="{timeout_ms}"{key}></script>'
         )
         (self.root / name).write_text(
             "<!doctype html><html><head><meta charset='utf-8'><title>Support portal</title>"
@@ -411,6 +413,23 @@ def test_embedded_on_an_allowed_origin_it_answers(
         page.goto(host.page("allowed.html", other.url))
         ask(page, QUESTION)
         expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+
+
+def test_with_api_keys_set_the_widget_sends_its_key(
+    page: Page, host: HostSite, widget_settings: ServiceSettings
+) -> None:
+    settings = widget_settings.model_copy(
+        update={"cors_origins": [host.origin], "cors_origin_regex": None, "api_keys": ["portal-key"]}
+    )
+    with LiveServer(create_app(settings)) as other:
+        page.goto(host.page("keyed.html", other.url, api_key="portal-key"))
+        ask(page, QUESTION)
+        expect(last_turn_answers(page).locator("article.answer").first).to_be_visible()
+        # the same page without the key is told so, in words
+        page.goto(host.page("keyless.html", other.url))
+        ask(page, QUESTION)
+        expect(page.locator("#drugqa-widget .turn-error")).to_contain_text("API key")
+        expect(page.locator("#drugqa-widget article.answer")).to_have_count(0)
 
 
 def test_embedded_on_a_refused_origin_it_says_so(page: Page, host: HostSite, widget_settings: ServiceSettings) -> None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ...records import Records
 from ..deps import AdminDep, RecordsDep, StateDep
 from ..errors import RESPONSES, problem
 from ..schemas import PurgeResponse, ReloadResponse, UnansweredQuestion
@@ -50,8 +51,13 @@ async def export_feedback(records: RecordsDep) -> StreamingResponse:
 @router.get("/v1/admin/unanswered", response_model=list[UnansweredQuestion])
 async def unanswered(records: RecordsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[UnansweredQuestion]:
     """The questions most often declined or voted down, most frequent first: what the documents lack."""
-    found = await run_in_threadpool(records.unanswered, limit)
+    found = await run_in_threadpool(_unanswered, records, limit)
     return [UnansweredQuestion(**{**asdict(item), "reasons": list(item.reasons)}) for item in found]
+
+
+def _unanswered(records: Records, limit: int) -> list:
+    records.flush()  # the questions still queued for the log count too
+    return records.unanswered(limit)
 
 
 @router.delete("/v1/admin/queries", response_model=PurgeResponse)
