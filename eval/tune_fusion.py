@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import LOADERS, REPO, Question, build_service, collapse  # noqa: E402
 
 from ingest.embedding import Embedder  # noqa: E402
-from ingest.analysis import terms as tokenize  # noqa: E402
 from qa_service.evaluation import contains_evidence, load_gold  # noqa: E402
 from qa_service.retrieval import FUSIONS, QueryFeatures, fuse  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import ModelNotFoundError, resolve_model_path
+from .embedding import resolve_model_path
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 """Values of ``QA_EMBED_BACKEND``: ``torch`` runs sentence-transformers, the others an exported folder."""

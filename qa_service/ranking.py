@@ -303,7 +303,6 @@ class FeatureBuilder:
 
         # the vector's part: cosines of the units, their neighbours, lead-ins, headings and chunks
         prev, nxt, lead, heading = self._prev[rows], self._next[rows], self._lead_in[rows], self._heading_of[rows]
-        chunks = np.array(chunk_of, dtype=np.int64)
         distinct = sorted({c for c in chunk_of if c >= 0})
         chunk_vectors = bundle.vectors(distinct)
         in_rows = set(row_list)

@@ -23,7 +23,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from ingest.build import IndexBuilder  # noqa: E402
-from ingest.bundle import load_bundle  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
 from qa_service.answering import Answerer  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
@@ -68,7 +67,9 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 
 @pytest.fixture(scope="session")
 def answerer(seed_settings: ServiceSettings, embedder: Embedder) -> Answerer:
-    return Answerer(load_bundle(seed_settings.index_dir), embedder, seed_settings)
+    from qa_service.service import build_answerer
+
+    return build_answerer(seed_settings, embedder)
 
 
 def bind_loopback(port: int = 0, timeout: float = 30.0) -> socket.socket:

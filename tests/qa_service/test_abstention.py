@@ -73,12 +73,11 @@ def test_a_lay_word_in_the_synonym_file_is_known_in_any_form(answerer: Answerer)
 
 
 def test_a_word_once_judged_is_not_encoded_again(seed_settings, embedder) -> None:  # noqa: ANN001
-    from ingest.bundle import load_bundle
-    from qa_service.batching import BatchingEncoder
+    from qa_service.service import build_answerer
 
-    encoder = BatchingEncoder(embedder)
+    fresh = build_answerer(seed_settings, embedder)
+    encoder = fresh.embedder  # the service's batching encoder, counting what it encodes
     try:
-        fresh = Answerer(load_bundle(seed_settings.index_dir), encoder, seed_settings)
         first = fresh.ask("How much metformin can a diabetic take?")
         encoded = encoder.encoded
         # Another question with the same unknown word: only the question itself is encoded now.
@@ -87,4 +86,4 @@ def test_a_word_once_judged_is_not_encoded_again(seed_settings, embedder) -> Non
         assert not first.answered and not second.answered
         assert first.reason == second.reason == "the documents do not mention metformin"
     finally:
-        encoder.close()
+        fresh.close()
