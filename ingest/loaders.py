@@ -15,6 +15,7 @@ Canonical text rules:
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,14 +57,17 @@ def load_txt(data: bytes) -> ParsedText:
     return ParsedText(_require_text(_decode(data)))
 
 
+_MARKDOWN_LINE_END = re.compile(r"\r\n?|\n")
+
+
 def load_md(data: bytes) -> ParsedText:
     from markdown_it import MarkdownIt
 
     text = _require_text(_decode(data))
-    lines = text.splitlines(keepends=True)
-    line_starts = [0]
-    for line in lines:
-        line_starts.append(line_starts[-1] + len(line))
+    # Markdown's lines (token.map counts them) end at LF, CR LF or CR only; str.splitlines
+    # would also end one at a form feed, U+2028 and the like, and every heading after it
+    # would point at the line before its own.
+    line_starts = [0, *(m.end() for m in _MARKDOWN_LINE_END.finditer(text)), len(text)]
     headings: list[Span] = []
     title = None
     tokens = MarkdownIt("commonmark").parse(text)

@@ -22,7 +22,7 @@ from .documents import Document
 MIN_SENTENCE_CHARS = 25
 """A fragment shorter than this ("- from 249 rubles." after "50 pcs.") joins the sentence before it."""
 LIST_ITEM = re.compile(r"^\s*(?:[-*+•·●▪◦‣–—]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
-UNITS_VERSION = "pysbd-lines-v1"
+UNITS_VERSION = "pysbd-lines-v2"
 
 LIST_FLAG, HEADING_FLAG, LEAD_IN_FLAG = 1, 2, 4
 UNIT_DTYPE = np.dtype([("doc", "<i4"), ("start", "<i8"), ("end", "<i8"), ("paragraph", "<i4"), ("flags", "u1")])
@@ -53,10 +53,29 @@ def _segmenter() -> pysbd.Segmenter:
 
 
 def _sentences(body: str) -> list[tuple[int, int]]:
-    """Sentence ranges of one line; fragments too short to stand alone join their neighbour."""
-    pieces: list[tuple[int, int]] = []
+    """Sentence ranges of one line; fragments too short to stand alone join their neighbour.
+
+    pysbd says where the sentences are, but its own character spans can't be trusted: it
+    finds each sentence by searching the whole line again, so a sentence that repeats
+    text before it ("Baclofen ? ? ?") is placed back inside the one before and the end
+    of the line is lost. The sentences are found here in order, each after the one
+    before, and each runs to where the next begins: the ranges tile the line.
+    """
+    starts: list[int] = []
+    cursor = 0
     for sentence in _segmenter().segment(body):
-        a, b = sentence.start, sentence.start + len(sentence.sent.rstrip())
+        words = sentence.sent.strip()
+        at = body.find(words, cursor) if words else -1
+        if at < 0:
+            continue  # not found as pysbd wrote it: it stays with the sentence before
+        starts.append(at)
+        cursor = at + len(words)
+    if not starts:
+        return [(0, len(body))] if body.strip() else []
+    starts[0] = 0
+    pieces: list[tuple[int, int]] = []
+    for a, next_start in zip(starts, [*starts[1:], len(body)]):
+        b = a + len(body[a:next_start].rstrip())
         if b <= a:
             continue
         if pieces and (

@@ -82,6 +82,16 @@ _FEEDBACK_COLUMNS = ("id", "created_at", "question", "answer", "doc_id", "citati
 """The feedback table as FeedbackStore made it; export keeps exactly this shape."""
 
 
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def _one_line(encoded: str) -> str:
+    """A JSON object that reads as one line to every line splitter: JSON escapes CR and LF but
+    writes U+2028, U+2029 and NEL as they are, and ``str.splitlines`` (and editors) break lines at
+    them. They can only occur inside strings, where their escapes mean the same characters."""
+    return encoded.translate(_LINE_BREAKS)
+
+
 class RecordsError(Exception):
     """The file cannot be used as a records file."""
 
@@ -334,7 +344,7 @@ class Records:
             for row in rows:
                 record = dict(row)
                 record["citation"] = json.loads(record["citation"])
-                yield json.dumps(record, ensure_ascii=False) + "\n"
+                yield _one_line(json.dumps(record, ensure_ascii=False)) + "\n"
             if len(rows) < EXPORT_PAGE:
                 return
             last_id = rows[-1]["id"]

@@ -36,13 +36,14 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
     """The app over ``settings``; ``load`` False leaves the index unloaded (readiness stays 503)."""
     settings = settings or ServiceSettings()
     state = ServiceState(settings)
-    records = Records(settings.feedback_path(), settings.query_log, settings.query_log_days)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(app: FastAPI):
         anyio.to_thread.current_default_thread_limiter().total_tokens = (
             settings.serving.request_threads or (os.cpu_count() or 1) + 1
         )
+        # Opened (and migrated) at start, not when the app is made: making it touches no file.
+        app.state.records = records = Records(settings.feedback_path(), settings.query_log, settings.query_log_days)
         _reload_on_sighup(state)
         if load:
             state.start_loading()
@@ -54,7 +55,6 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         title="Drug information QA", version=__version__, description=DESCRIPTION, lifespan=lifespan,
     )
     app.state.service = state
-    app.state.records = records
     app.state.rate_limiter = (
         RateLimiter(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None
     )
