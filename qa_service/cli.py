@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -152,6 +153,7 @@ def serve(
     settings = _settings(index, host=host, port=port)
     if workers is not None:
         settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"workers": workers})})
+    _check_files(settings)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -188,6 +190,21 @@ def serve(
         _supervisor_class()(config, sockets=[listener]).run()
     finally:
         metrics_dir.cleanup()
+
+
+def _check_files(settings: ServiceSettings) -> None:
+    """The files the server opens at start, opened once here: a missing keys file or a records
+    file of a newer version is a one-line message, not a failed start in a worker."""
+    from .records import Records, RecordsError
+
+    try:
+        settings.read_api_keys()
+    except OSError as exc:
+        _fail(f"the API keys file can't be read: {exc}")
+    try:
+        Records(settings.feedback_path(), query_log=False).close()
+    except (RecordsError, OSError, sqlite3.Error) as exc:
+        _fail(f"the records file {settings.feedback_path()} can't be used: {exc}")
 
 
 def log_config(fmt: str) -> dict:

@@ -277,3 +277,22 @@ def test_eval_exits_non_zero_below_its_floors_and_names_the_changed_questions(
 
     skipped = qa("eval", str(gold), "--index", str(seed_settings.index_dir), "--no-floors", "--json")
     assert skipped.returncode == 0, skipped.stderr
+
+
+def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+    import sqlite3
+
+    newer = tmp_path / "records.sqlite3"
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version = 99")
+    for settings, expected in [
+        ({"QA_API_KEYS_FILE": str(tmp_path / "missing-keys.txt")}, "API keys file can't be read"),
+        ({"QA_FEEDBACK_DB": str(newer)}, "version 99"),
+        ({"QA_RATE_LIMIT": "lots"}, "QA_RATE_LIMIT"),
+    ]:
+        result = subprocess.run(
+            [PYTHON, "-m", "qa_service", "serve", "--port", "0", "--index", str(seed_settings.index_dir)],
+            cwd=REPO, capture_output=True, text=True, env=clean_env(**settings), timeout=120,
+        )
+        assert result.returncode != 0 and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
