@@ -14,7 +14,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..answering import Answerer
 from ..records import Records
-from ..settings import ServiceSettings
 from .errors import problem
 from .ratelimit import RateLimiter, client_key
 from .state import ServiceState
@@ -32,13 +31,6 @@ async def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
-
-
-async def get_settings(state: StateDep) -> ServiceSettings:
-    return state.settings
-
-
-SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 
 
 async def get_answerer(request: Request, state: StateDep) -> Answerer:
@@ -84,9 +76,6 @@ async def require_api_key(
             raise problem(429, "rate_limited", f"too many requests (at most {limiter.spec}); retry in {retry} s",
                           {"Retry-After": str(retry)})
     return key
-
-
-ApiKeyDep = Annotated[str | None, Depends(require_api_key)]
 
 
 async def require_admin(

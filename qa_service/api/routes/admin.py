@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from ...records import Records
 from ..deps import AdminDep, RecordsDep, StateDep
 from ..errors import RESPONSES, problem
-from ..schemas import PurgeResponse, ReloadResponse, UnansweredQuestion
+from ..schemas import ErrorResponse, PurgeResponse, ReloadResponse, UnansweredQuestion
 from ..state import ReloadError
 
 log = logging.getLogger("qa_service")
 
-ADMIN_RESPONSES = {**RESPONSES, 409: {"model": RESPONSES[404]["model"], "description": "The new index was refused"}}
+ADMIN_RESPONSES = {**RESPONSES, 409: {"model": ErrorResponse, "description": "The new index was refused"}}
 NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object a line"}}
 
 router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
@@ -67,9 +67,6 @@ async def purge_queries(records: RecordsDep) -> PurgeResponse:
 
 
 legacy = APIRouter(tags=["feedback"], dependencies=[AdminDep], responses=RESPONSES)
-
-
-@legacy.get("/v1/feedback", responses=NDJSON, deprecated=True)
-async def export_feedback_legacy(records: RecordsDep) -> StreamingResponse:
-    """All feedback as JSON lines (the old address of `GET /v1/admin/feedback`)."""
-    return StreamingResponse(records.export_feedback(), media_type="application/x-ndjson")
+# The export's old address: the same endpoint.
+legacy.add_api_route("/v1/feedback", export_feedback, methods=["GET"], responses=NDJSON, deprecated=True,
+                     summary="Export Feedback (the old address of GET /v1/admin/feedback)")
