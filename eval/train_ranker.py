@@ -23,6 +23,7 @@ Held-out and test splits are never read here.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ from ingest.embedding import Embedder  # noqa: E402
 from qa_service.answering import Answerer  # noqa: E402
 from qa_service.service import build_answerer  # noqa: E402
 from qa_service.evaluation import load_gold  # noqa: E402
-from qa_service.ranking import FEATURES, AnswerRanker  # noqa: E402
+from qa_service.ranking import FEATURES, AnswerRanker, ReadingModel  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
 
 THRESHOLDS = [0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
@@ -54,17 +55,60 @@ def evidence_ranges(text: str, evidence: list[str]) -> list[tuple[int, int]]:
     return ranges
 
 
-def rows_for(answerer: Answerer, question: str, label) -> tuple[np.ndarray, np.ndarray, bool]:  # noqa: ANN001
-    """Feature rows and labels of one question's candidates; whether it was declined by rule."""
+READ_COLUMNS = 3
+"""Rows of the reading model: (ranker logit, reader logit, absent)."""
+
+
+def rows_for(answerer: Answerer, question: str, label, reading_rows: list | None = None  # noqa: ANN001
+             ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Feature rows and labels of one question's candidates; whether it was declined by rule.
+    With ``reading_rows``, the candidates the reader read are appended to it as (rows, labels)."""
     reading = answerer.read(question)
     if reading.candidates is None:
+        if reading_rows is not None:
+            reading_rows.append((np.zeros((0, READ_COLUMNS)), np.zeros(0)))
         return np.zeros((0, len(FEATURES))), np.zeros(0), True
     bundle = answerer.bundle
     labels = []
     for row in reading.candidates.rows.tolist():
         unit = bundle.units[row]
         labels.append(label(bundle.doc_ids[unit["doc"]], int(unit["start"]), int(unit["end"])))
-    return reading.candidates.features, np.array(labels, dtype=float), False
+    y = np.array(labels, dtype=float)
+    if reading_rows is not None:
+        if reading.reader_logits is None:
+            raise SystemExit("error: no reader to fit the reading model for (QA_ANSWER__READER_MODEL is empty)")
+        read = np.flatnonzero(~np.isnan(reading.reader_logits))
+        absent = reading.candidates.features[read, FEATURES.index("absent")]
+        reading_rows.append((np.column_stack([reading.ranker_logits[read], reading.reader_logits[read], absent]),
+                             y[read]))
+    return reading.candidates.features, y, False
+
+
+def fit_reading(sets: dict[str, list], gold_answerable: list[bool], reader: str) -> ReadingModel:
+    """The reading model: a logistic regression over (ranker logit, reader logit, absent) of the read
+    candidates of every set (each set weighs the same), then calibrated on the gold tune split's
+    five best read candidates a question, where the questions the documents don't answer are."""
+    Xs, ys, ws = [], [], []
+    for items in sets.values():
+        n_rows = sum(len(X) for X, _ in items)
+        for X, y in items:
+            Xs.append(X)
+            ys.append(y)
+            ws.append(np.full(len(y), 1.0 / max(n_rows, 1)))
+    X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y, sample_weight=w / w.mean())
+    coef, intercept = model.coef_[0], float(model.intercept_[0])
+    cal_X, cal_y = [], []
+    for (X_, y_), answerable in zip(sets["gold"], gold_answerable):
+        if not len(X_):
+            continue
+        z = X_ @ coef + intercept
+        for i in np.argsort(-z)[:5]:
+            cal_X.append([z[i], X_[i, 2]])
+            cal_y.append(y_[i] if answerable else 0.0)
+    cal = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(cal_X), np.array(cal_y))
+    a, b = float(cal.coef_[0][0]), float(cal.coef_[0][1])
+    return ReadingModel(a * coef + np.array([0.0, 0.0, b]), a * intercept + float(cal.intercept_[0]), reader)
 
 
 def fit_one(shipped: AnswerRanker, feature: str, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> AnswerRanker:
@@ -89,7 +133,7 @@ def fit_one(shipped: AnswerRanker, feature: str, X: np.ndarray, y: np.ndarray, w
     return AnswerRanker(mean, scale, coef, shipped.intercept + float(fitted[1]))
 
 
-def leaflet_rows(embedder: Embedder) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
+def leaflet_rows(embedder: Embedder, reading_rows: list | None = None) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
     """Template leaflets of other medicines, asked in other wordings than the benchmark's
     (eval/leaflets.py DEV_SEED, DEV_QUESTIONS): a unit is right when it overlaps the
     answering sentence in the medicine's own leaflet. Where sections share their headings
@@ -112,7 +156,7 @@ def leaflet_rows(embedder: Embedder) -> list[tuple[np.ndarray, np.ndarray, bool,
         def label(doc_id: str, start: int, end: int, ranges=ranges, own=q.doc_id) -> bool:  # noqa: ANN001
             return doc_id == own and any(a < end and start < b for a, b in ranges)
 
-        out.append((*rows_for(answerer, q.text, label)[:2], True, False))
+        out.append((*rows_for(answerer, q.text, label, reading_rows)[:2], True, False))
     return out
 
 
@@ -125,8 +169,14 @@ def main() -> None:
                         help="Fit only this feature's weight (and the intercept), the shipped model's other weights held")
     parser.add_argument("--sets", default="gold,covidqa,leaflets",
                         help="Training sets, comma-separated (gold, covidqa, leaflets); each weighs the same")
+    parser.add_argument("--reading", action="store_true",
+                        help="Fit only the reading model (the confidence once the reader has read a candidate) for "
+                             "QA_ANSWER__READER_MODEL, the ranker held; COVID-QA: the dev articles the reader was "
+                             "not trained on")
     args = parser.parse_args()
     args.sets = [name.strip() for name in args.sets.split(",")]
+    if args.reading:
+        return fit_reading_main(args)
     embedder = Embedder(ServiceSettings().embed_model)
 
     settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
@@ -219,6 +269,80 @@ def main() -> None:
             f" --only {args.only} (the other weights and the calibration are the previous model's)" if args.only else "")
         path.write_text(ranker.to_json(comment=comment) + "\n",
                         encoding="utf-8")
+        print(f"written {path}")
+
+
+def fit_reading_main(args: argparse.Namespace) -> None:
+    """``--reading``: fit the reading model on the dev sets, the ranker held; print what it does."""
+    from bench_quality import bench_index
+    from reader_data import reader_split
+
+    from ingest.onnx_encoder import make_encoder
+
+    base = ServiceSettings()
+    embedder = make_encoder(base.embed_model, base.embed_backend, base.embed_batch_size,
+                            cache_dir=base.encoder_cache_dir)
+    # Read with the reader but without a reading model: the ranker's order, the reader's logits.
+    unfitted = base.answer.ranker_model.parent / "ranker-unread.json"
+    shipped_ranker = AnswerRanker.load(base.answer.ranker_model)
+    unfitted.write_text(AnswerRanker(shipped_ranker.mean, shipped_ranker.scale, shipped_ranker.coef,
+                                     shipped_ranker.intercept, shipped_ranker.calibration).to_json() + "\n")
+    try:
+        def settings_for(corpus: Path, index: Path) -> ServiceSettings:
+            return ServiceSettings(corpus_dir=corpus, index_dir=index,
+                                   answer=base.answer.model_copy(update={"ranker_model": unfitted}))
+
+        settings = settings_for(REPO / "corpus", bench_index("gold"))
+        IndexBuilder(settings, embedder).build()
+        gold_answerer = build_answerer(settings, embedder)
+        reader = gold_answerer.reader
+        gold = [q for q in load_gold(REPO / "eval" / "gold.jsonl") if q.split == "tune"]
+        reading: dict[str, list] = {"gold": [], "covidqa": [], "leaflets": []}
+        for q in gold:
+            ranges = {d: evidence_ranges(gold_answerer.bundle.documents[d].text, q.evidence)
+                      for d in gold_answerer.bundle.documents} if q.answerable else {}
+
+            def label(doc_id: str, start: int, end: int, ranges=ranges) -> bool:  # noqa: ANN001
+                return any(a < end and start < b for a, b in ranges.get(doc_id, []))
+
+            rows_for(gold_answerer, q.question, label, reading["gold"])
+        if "covidqa" in args.sets:
+            bench = load_covidqa(args.shared / "covidqa")
+            settings = settings_for(bench.corpus, bench_index(bench.name))
+            IndexBuilder(settings, embedder).build()
+            covid = build_answerer(settings, embedder)
+            fit = [q for q in bench.questions if q.split == "dev" and reader_split(next(iter(q.docs))) == "fit"]
+            for q in fit[: args.covid_limit or None]:
+                rows_for(covid, q.text, q.hit, reading["covidqa"])
+        if "leaflets" in args.sets:
+            leaflet_rows(embedder, reading["leaflets"])
+    finally:
+        unfitted.unlink()
+    reading = {name: items for name, items in reading.items() if items}
+    model = fit_reading(reading, [q.answerable for q in gold], reader.config.fingerprint)
+    print(f"reading model for {reader.name}: confidence = sigmoid({model.coef[0]:+.3f} x ranker logit "
+          f"{model.coef[1]:+.3f} x reader logit {model.coef[2]:+.3f} x absent {model.intercept:+.3f})")
+    for name, items in reading.items():
+        for label_, score in (("ranker", lambda X: X[:, 0]), ("reader", lambda X: X[:, 1]),
+                              ("reading model", lambda X: X @ model.coef)):
+            answerable = [(X, y) for (X, y), q in zip(items, gold if name == "gold" else [None] * len(items))
+                          if q is None or q.answerable]
+            top1 = [bool(len(y) and y[np.argmax(score(X))]) for X, y in answerable]
+            print(f"{name}: best read unit right for {np.mean(top1):.3f} of {len(top1)} questions ({label_})")
+    print("\nthreshold trade-off on the gold tune split (best read candidate's confidence):")
+    print("| threshold | unanswerable declined | answerable declined |\n|---|---|---|")
+    best = [model(X[:, 0], X[:, 1], X[0, 2]).max() if len(X) else 0.0 for X, _ in reading["gold"]]
+    for t in THRESHOLDS:
+        unans = [b < t for b, q in zip(best, gold) if not q.answerable]
+        ans = [b < t for b, q in zip(best, gold) if q.answerable]
+        print(f"| {t} | {np.mean(unans):.2f} | {np.mean(ans):.2f} |")
+    if args.write:
+        path = base.answer.ranker_model
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["reading"] = model.to_dict()
+        data["reading_comment"] = (f"fitted by eval/train_ranker.py --reading --sets {','.join(reading)} "
+                                   f"for the reader {reader.name}")
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"written {path}")
 
 

@@ -26,6 +26,7 @@ from .abstention import UnknownSubjectDetector, confidence_label
 from .expansion import Expansion, QueryExpander
 from .extraction import SpanGrower, TermWeights
 from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
+from .reader import AnswerReader, ReaderError, reader_passage
 from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
 from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
@@ -95,6 +96,10 @@ class Reading:
     """Every candidate unit with its features (for training and inspection)."""
     ambiguous: str | None = None
     """Why the question can't be read: a name as near to two subjects as to one."""
+    ranker_logits: np.ndarray | None = None
+    """The ranker's logit of each candidate (the better of the question's readings)."""
+    reader_logits: np.ndarray | None = None
+    """The reader's logit of each candidate it read (NaN: not read; None: no reader)."""
 
 
 def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool:
@@ -146,7 +151,8 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
 class Answerer:
     """Answers questions from one loaded bundle."""
 
-    def __init__(self, bundle: Bundle, embedder: VectorEncoder, settings: ServiceSettings) -> None:
+    def __init__(self, bundle: Bundle, embedder: VectorEncoder, settings: ServiceSettings,
+                 reader: AnswerReader | None = None) -> None:
         self.bundle = bundle
         self.embedder = embedder
         self.settings = settings
@@ -170,6 +176,12 @@ class Answerer:
         self.features = FeatureBuilder(bundle, {t: weights(t) for t in lexical.document_frequencies()})
         self.ranker = AnswerRanker.load(settings.answer.ranker_model)
         self.grower = SpanGrower(grow_ratio=settings.answer.grow_ratio)
+        self.reader = reader
+        if reader is not None and self.ranker.reading is not None and self.ranker.reading.reader != reader.config.fingerprint:
+            raise ReaderError(
+                f"the ranker {settings.answer.ranker_model} was fitted for another reader than {reader.folder} "
+                f"({self.ranker.reading.reader}, not {reader.config.fingerprint}); refit it with eval/train_ranker.py"
+            )
         self.reranker = CrossEncoderReranker(settings.answer.rerank_model) if settings.answer.rerank_model else None
         size = settings.serving.answer_cache
         self._cache: LRUCache | None = LRUCache(maxsize=size) if size else None
@@ -361,13 +373,30 @@ class Answerer:
         candidates = readings[0]
         probability = self.ranker(candidates.features)
         confidence = probability
+        logits = self.ranker.logit(candidates.features)
         if query.units:
             confidence = np.maximum(probability, self.ranker(readings[1].features))
+            logits = np.maximum(logits, self.ranker.logit(readings[1].features))
+        seeds = np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]
+        reader_logits = None
+        order: np.ndarray | None = probability if query.units else None
+        if self.reader is not None and len(ordered):
+            # The reader reads the ranker's best candidates with the whole question; once fitted
+            # for it, the reading model's confidence orders the answers and decides abstention.
+            read = np.argsort(-probability, kind="stable")[: self.settings.answer.reader_candidates]
+            passages = [reader_passage(*self.features.context_of(int(ordered[i]))) for i in read.tolist()]
+            reader_logits = np.full(len(ordered), np.nan)
+            reader_logits[read] = self.reader.scores(question, passages)
+            if self.ranker.reading is not None:
+                confidence = np.zeros(len(ordered))
+                confidence[read] = self.ranker.reading(logits[read], reader_logits[read], absent)
+                seeds = read[np.argsort(-confidence[read], kind="stable")][: self.settings.answer.max_spans]
+                order = None
 
         scored: list[ScoredSpan] = []
         covered: list[tuple[int, int]] = []  # unit rows already inside an answer span
         passage_cosine = FEATURES.index("passage_cosine")
-        for i in np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans].tolist():
+        for i in seeds.tolist():
             row = int(ordered[i])
             if any(a <= row <= b for a, b in covered):
                 continue
@@ -388,13 +417,13 @@ class Answerer:
             span = Span(window[a].start, window[b].end, row)
             features = dict(zip(FEATURES, candidates.features[i].tolist()))
             scored.append(ScoredSpan(candidate, span, features, float(confidence[i]),
-                                     None if confidence is probability else float(probability[i])))
+                                     None if order is None else float(order[i])))
         if self.reranker is not None and scored:
             head = scored[: self.settings.answer.rerank_candidates]
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
-            order = np.argsort(-self.reranker.scores(question, texts), kind="stable")
-            scored = [head[i] for i in order] + scored[len(head):]
-        return Reading([], scored, subjects, candidates)
+            reranked = np.argsort(-self.reranker.scores(question, texts), kind="stable")
+            scored = [head[i] for i in reranked] + scored[len(head):]
+        return Reading([], scored, subjects, candidates, ranker_logits=logits, reader_logits=reader_logits)
 
     def _several_subjects_notice(self, doc_ids: list[str]) -> str | None:
         """When a question names no subject and its answers come from documents about

@@ -186,6 +186,21 @@ class FeatureBuilder:
         self._seen: dict[int, tuple[frozenset[str], tuple[int, ...]]] = {}
         self._types = np.zeros(n, dtype=np.int8)
 
+    def context_of(self, row: int) -> tuple[str, str | None, str | None, str]:
+        """What a reader sees of unit ``row``: its document's title, its section's title, the lead-in
+        of the list it belongs to (not a heading: that is the section's title), and its own text."""
+        bundle = self.bundle
+        unit = bundle.units[row]
+        document = bundle.documents[bundle.doc_ids[unit["doc"]]]
+        section = int(self._section_of[row])
+        lead = int(self._lead_in[row])
+        lead_in = None
+        if lead >= 0 and not bundle.units["flags"][lead] & HEADING_FLAG:
+            lead_unit = bundle.units[lead]
+            lead_in = document.text[lead_unit["start"]:lead_unit["end"]]
+        return (document.title, self._title_keys[section] if section >= 0 else None, lead_in,
+                document.text[unit["start"]:unit["end"]])
+
     def _tokens(self, row: int) -> list[str]:
         unit = self.bundle.units[row]
         text = self.bundle.documents[self.bundle.doc_ids[unit["doc"]]].text[unit["start"]:unit["end"]]
@@ -344,6 +359,27 @@ class FeatureBuilder:
 
 
 @dataclass(frozen=True)
+class ReadingModel:
+    """The confidence of a candidate the reader has read: a logistic model over the ranker's logit,
+    the reader's logit and the share of the question's words the corpus never uses, fitted on the
+    dev splits for one reader (``reader``: its fingerprint) and calibrated on the gold tune split,
+    where the questions the documents don't answer are (``eval/train_ranker.py``)."""
+
+    coef: np.ndarray
+    """Weights of (ranker logit, reader logit, absent)."""
+    intercept: float
+    reader: str
+
+    def __call__(self, ranker_logit: np.ndarray, reader_logit: np.ndarray, absent: float) -> np.ndarray:
+        """Calibrated confidence in 0..1 of each read candidate."""
+        z = self.coef[0] * ranker_logit + self.coef[1] * reader_logit + self.coef[2] * absent + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict:
+        return {"coef": [float(c) for c in self.coef], "intercept": float(self.intercept), "reader": self.reader}
+
+
+@dataclass(frozen=True)
 class AnswerRanker:
     """A logistic model over :data:`FEATURES` (standardised): P(the unit holds the answer)."""
 
@@ -354,6 +390,8 @@ class AnswerRanker:
     calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
     """(a, b, c): the answer's confidence is sigmoid(a * ranker logit + b * absent + c), fitted on
     the gold tune split's best candidates, where questions the documents don't answer are."""
+    reading: ReadingModel | None = None
+    """The confidence once the reader has read a candidate (None: fitted without a reader)."""
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> AnswerRanker:
@@ -361,8 +399,11 @@ class AnswerRanker:
         if list(data["features"]) != list(FEATURES):
             raise ValueError(f"ranker {path} was fitted on other features; refit it with eval/train_ranker.py")
         calibration = tuple(float(x) for x in data.get("calibration", (1.0, 0.0, 0.0)))
+        reading = data.get("reading")
         return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["intercept"]),
-                   calibration)  # type: ignore[arg-type]
+                   calibration,  # type: ignore[arg-type]
+                   ReadingModel(np.array(reading["coef"], dtype=np.float64), float(reading["intercept"]),
+                                str(reading["reader"])) if reading else None)
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """The ranker's score (log-odds that the unit holds the answer); ranks the candidates."""
@@ -381,6 +422,7 @@ class AnswerRanker:
     def to_json(self, **extra: object) -> str:
         return json.dumps(
             {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-             "coef": self.coef.tolist(), "intercept": self.intercept, "calibration": list(self.calibration), **extra},
+             "coef": self.coef.tolist(), "intercept": self.intercept, "calibration": list(self.calibration),
+             **({"reading": self.reading.to_dict()} if self.reading else {}), **extra},
             indent=1,
         )

@@ -16,6 +16,7 @@ from ingest.onnx_encoder import backend_of, bundle_encoder
 
 from .answering import Answerer
 from .batching import BatchingEncoder
+from .reader import AnswerReader, ReaderError
 from .reranking import RerankerError
 from .settings import ServiceSettings
 
@@ -53,8 +54,12 @@ def build_answerer(settings: ServiceSettings, embedder: VectorEncoder | None = N
             import torch
 
             torch.set_num_threads(threads)
-        return Answerer(bundle, BatchingEncoder(embedder, settings.serving.batch_size), settings)
-    except (BundleError, ModelNotFoundError, RerankerError) as exc:
+        reader = None
+        if settings.answer.reader_model is not None:
+            reader = AnswerReader(settings.answer.reader_model, threads)
+            reader.warm_up()
+        return Answerer(bundle, BatchingEncoder(embedder, settings.serving.batch_size), settings, reader)
+    except (BundleError, ModelNotFoundError, RerankerError, ReaderError) as exc:
         raise ServiceError(str(exc)) from None
     except (OSError, ValueError, KeyError) as exc:
         raise ServiceError(f"a data file of the service can't be read: {exc}") from None

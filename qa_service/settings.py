@@ -68,6 +68,17 @@ class AnswerSettings(BaseModel):
     ranker_model: Path = Field(
         DATA / "ranker.json", description="The learned answer ranker (refit with eval/train_ranker.py)."
     )
+    reader_model: Path | None = Field(
+        DATA / "reader",
+        description=(
+            "The answer reader: a cross-encoder folder exported by eval/train_reader.py that reads the best "
+            "candidates with the question; its score orders the answers and decides the confidence. "
+            "Empty: answers by the ranker alone."
+        ),
+    )
+    reader_candidates: int = Field(
+        12, ge=1, description="Best candidate units (by the ranker) the reader reads; answers are grown from these."
+    )
     rerank_model: Path | None = Field(
         None,
         description=(
@@ -103,6 +114,12 @@ class AnswerSettings(BaseModel):
             "to 'medication' names a medicine the documents don't cover: the question is declined."
         ),
     )
+
+
+    @field_validator("reader_model", "rerank_model", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class ServingSettings(BaseModel):
