@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser index run test eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
+.PHONY: setup browser index run test train eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first and pinned, so that no dependency pulls a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,ray]'
+	$(BIN)/pip install --quiet -e '.[test,train,ray]'
 	touch $(STAMP)
 
 # Builds the index if it is missing or stale (a no-op when nothing changed).
@@ -75,6 +75,15 @@ bench-scale: setup
 SOAK ?= 600
 bench-load: index
 	$(BIN)/python eval/bench_load.py --index index --out docs/benchmarks.md --plot docs/load.png --soak-seconds $(SOAK)
+
+# Retrains every shipped model with fixed seeds (about 60-90 minutes on 2 cores): the reader's
+# training pairs mined by the service, the reader (qa_service/data/reader/), then the reading
+# model in qa_service/data/ranker.json. make run and make test never train.
+SHARED ?= ../shared
+train: setup
+	$(BIN)/python eval/reader_data.py --shared $(SHARED)
+	$(BIN)/python eval/train_reader.py --write
+	$(BIN)/python eval/train_ranker.py --shared $(BENCH) --reading --write
 
 clean:
 	rm -rf index .index.* .pytest_cache

@@ -206,27 +206,47 @@ def bench_index(name: str) -> Path:
     return REPO / ".bench" / (f"{name}-index" if backend == "torch" else f"{name}-index-{backend}")
 
 
-def build_service(bench: Benchmark, embedder: Embedder):  # noqa: ANN201 - qa_service.answering.Answerer
+PREVIOUS = {"answer": {"reader_model": None}}
+"""The configuration the shipped one replaces, measured beside it in the same run ("previous"):
+the settings that differ, by group. Today: answers ranked without the reader."""
+SYSTEMS = ("service", "previous")
+
+
+def service_settings(corpus: Path, index: Path, system: str = "service") -> ServiceSettings:
+    """The settings of ``system``: the shipped configuration, or the one it replaces (:data:`PREVIOUS`)."""
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=index)
+    if system == "previous":
+        for group, values in PREVIOUS.items():
+            settings = settings.model_copy(update={group: getattr(settings, group).model_copy(update=values)})
+    return settings
+
+
+def build_service(bench: Benchmark, embedder: Embedder, system: str = "service"):  # noqa: ANN201 - (Answerer, report)
     from qa_service.service import build_answerer
 
-    settings = ServiceSettings(corpus_dir=bench.corpus, index_dir=bench_index(bench.name))
+    settings = service_settings(bench.corpus, bench_index(bench.name), system)
     report = IndexBuilder(settings, embedder).build()
     return build_answerer(settings, embedder), report
 
 
-def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baselines: bool = True) -> dict:
-    answerer, report = build_service(bench, embedder)
+def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baselines: bool = True,
+                  systems: Sequence[str] = SYSTEMS) -> dict:
+    services = {system: build_service(bench, embedder, system) for system in systems}
+    report = services["service"][1]
     depth = 10 if bench.span_level else COLLAPSE_FROM
     finish: Callable[[list[Result]], list[Result]] = (lambda r: r[:10]) if bench.span_level else collapse
     questions = bench.questions
-    began = time.perf_counter()
-    service_runs = []
-    for q in questions:
-        results = answerer.search(q.text, k=depth).results
-        service_runs.append(finish([(r.citation.doc_id, r.citation.start, r.citation.end) for r in results]))
-    search_ms = (time.perf_counter() - began) * 1000 / len(questions)
-    runs = {"service": service_runs}
-    info: dict = {"service": {"chunks": report.chunks, "ingest_seconds": round(report.seconds, 1), "search_ms": round(search_ms, 1)}}
+    runs: dict[str, list[list[Result]]] = {}
+    info: dict = {}
+    for system, (answerer, _) in services.items():
+        began = time.perf_counter()
+        system_runs = []
+        for q in questions:
+            results = answerer.search(q.text, k=depth).results
+            system_runs.append(finish([(r.citation.doc_id, r.citation.start, r.citation.end) for r in results]))
+        search_ms = (time.perf_counter() - began) * 1000 / len(questions)
+        runs[system] = system_runs
+        info[system] = {"chunks": report.chunks, "ingest_seconds": round(report.seconds, 1), "search_ms": round(search_ms, 1)}
     if baselines:
         plain = PlainBaselines(bench.corpus, embedder)
         texts = [q.text for q in questions]
@@ -236,36 +256,38 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
         runs["bm25"] = [finish(r) for r in plain.bm25_search(texts, depth)]
         info["dense"] = {"chunks": len(plain.chunks), "embed_chunks_per_s": round(len(plain.chunks) / plain.embed_seconds, 1),
                          "search_ms": round(dense_ms, 1)}
-    answers: dict[str, tuple[bool, bool]] = {}
-    if ask and bench.span_level:
-        began = time.perf_counter()
-        for q in questions:
-            response = answerer.ask(q.text, top_k=1)
-            if not response.answered:
-                answers[q.id] = (False, True)
-                continue
-            c = response.answers[0].citation
-            answers[q.id] = (q.hit(c.doc_id, c.start, c.end), False)
-        info["service"]["ask_ms"] = round((time.perf_counter() - began) * 1000 / len(questions), 1)
-    abstention = {}
-    if ask and not bench.span_level:
-        # Abstention at scale: answerable questions (a sample of the test split) should be
-        # answered; the drug gold set's questions, about medicines this corpus never
-        # mentions, should be declined.
-        from qa_service.evaluation import load_gold
+    answers: dict[str, dict[str, tuple[bool, bool]]] = {}
+    abstention: dict[str, dict[str, float]] = {}
+    for system, (answerer, _) in services.items():
+        if ask and bench.span_level:
+            answers[system] = {}
+            began = time.perf_counter()
+            for q in questions:
+                response = answerer.ask(q.text, top_k=1)
+                if not response.answered:
+                    answers[system][q.id] = (False, True)
+                    continue
+                c = response.answers[0].citation
+                answers[system][q.id] = (q.hit(c.doc_id, c.start, c.end), False)
+            info[system]["ask_ms"] = round((time.perf_counter() - began) * 1000 / len(questions), 1)
+        if ask and not bench.span_level:
+            # Abstention at scale: answerable questions (a sample of the test split) should be
+            # answered; the drug gold set's questions, about medicines this corpus never
+            # mentions, should be declined.
+            from qa_service.evaluation import load_gold
 
-        sample = [q for q in questions if q.split == "test"][::4]
-        began = time.perf_counter()
-        in_scope = [not answerer.ask(q.text, top_k=1).answered for q in sample]
-        info["service"]["ask_ms"] = round((time.perf_counter() - began) * 1000 / max(len(sample), 1), 1)
-        gold = load_gold(REPO / "eval" / "gold.jsonl")
-        out_of_scope = [not answerer.ask(q.question, top_k=1).answered for q in gold]
-        abstention = {
-            "answerable_declined": sum(in_scope) / len(in_scope),
-            "out_of_scope_declined": sum(out_of_scope) / len(out_of_scope),
-        }
-        info["abstention"] = {"answerable_sample": len(sample), "out_of_scope": len(gold),
-                              "out_of_scope_note": "the drug gold set's questions: baclofen is in no MedQuAD passage"}
+            sample = [q for q in questions if q.split == "test"][::4]
+            began = time.perf_counter()
+            in_scope = [not answerer.ask(q.text, top_k=1).answered for q in sample]
+            info[system]["ask_ms"] = round((time.perf_counter() - began) * 1000 / max(len(sample), 1), 1)
+            gold = load_gold(REPO / "eval" / "gold.jsonl")
+            out_of_scope = [not answerer.ask(q.question, top_k=1).answered for q in gold]
+            abstention[system] = {
+                "answerable_declined": sum(in_scope) / len(in_scope),
+                "out_of_scope_declined": sum(out_of_scope) / len(out_of_scope),
+            }
+            info["abstention"] = {"answerable_sample": len(sample), "out_of_scope": len(gold),
+                                  "out_of_scope_note": "the drug gold set's questions: baclofen is in no MedQuAD passage"}
     focus = bench_focus(bench) if not bench.span_level else {}
     table: dict[str, dict[str, dict[str, float]]] = {}
     for split in bench.splits + ["all"]:
@@ -279,16 +301,16 @@ def run_benchmark(bench: Benchmark, embedder: Embedder, ask: bool = True, baseli
                     bool(ranked[i]) and focus.get(ranked[i][0][0]) in {focus.get(d) for d in questions[i].docs}
                     for i in chosen
                 ) / len(chosen)
-        if answers:
-            table[split]["service"]["answer_hit@1"] = sum(answers[q.id][0] for q in qs) / len(qs)
-            table[split]["service"]["declined"] = sum(answers[q.id][1] for q in qs) / len(qs)
+        for system, given in answers.items():
+            table[split][system]["answer_hit@1"] = sum(given[q.id][0] for q in qs) / len(qs)
+            table[split][system]["declined"] = sum(given[q.id][1] for q in qs) / len(qs)
         table[split]["questions"] = {"n": len(qs)}
-    if abstention:
-        table["test"]["service"].update(abstention)
+    for system, figures in abstention.items():
+        table["test"][system].update(figures)
     return {"benchmark": bench.name, "notes": bench.notes, "metrics": table, "info": info}
 
 
-def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
+def run_gold_benchmark(embedder: Embedder, baselines: bool = True, systems: Sequence[str] = SYSTEMS) -> dict:
     """The drug gold set: the service's answers and passages beside the plain dense pipeline's.
 
     The plain pipeline's passages are its dense chunks; its answers are the
@@ -298,15 +320,17 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     from qa_service.evaluation import contains_evidence, load_gold, run_gold
     from qa_service.service import build_answerer
 
-    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=bench_index("gold"))
-    IndexBuilder(settings, embedder).build()
-    answerer = build_answerer(settings, embedder)
     gold = load_gold(REPO / "eval" / "gold.jsonl")
-    began = time.perf_counter()
-    results = run_gold(answerer, gold)
-    ask_ms = (time.perf_counter() - began) * 1000 / len(gold)
-    rows: dict[str, dict[str, list[list[bool]]]] = {"service": {"answers": [r.answer_hits for r in results],
-                                                                "passages": [r.passage_hits for r in results]}}
+    rows: dict[str, dict[str, list[list[bool]]]] = {}
+    info: dict = {"note": "answerable questions only; abstention is in qa eval"}
+    for system in systems:
+        settings = service_settings(REPO / "corpus", bench_index("gold"), system)
+        IndexBuilder(settings, embedder).build()
+        answerer = build_answerer(settings, embedder)
+        began = time.perf_counter()
+        results = run_gold(answerer, gold)
+        info[system] = {"ask_and_search_ms": round((time.perf_counter() - began) * 1000 / len(gold), 1)}
+        rows[system] = {"answers": [r.answer_hits for r in results], "passages": [r.passage_hits for r in results]}
     answerable = [q.answerable for q in gold]
     if baselines:
         plain = PlainBaselines(REPO / "corpus", embedder)
@@ -338,7 +362,6 @@ def run_gold_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
                 "passage_hit@3": ranking(passages, 3)[0],
                 "passage_mrr@10": ranking(passages, 10)[1],
             }
-    info = {"service": {"ask_and_search_ms": round(ask_ms, 1)}, "note": "answerable questions only; abstention is in qa eval"}
     del answerable
     return {"benchmark": "gold", "notes": {}, "metrics": table, "info": info}
 
@@ -353,6 +376,7 @@ RANKING_FIELDS = {
     "max_spans": "answer.max_spans", "grow_ratio": "answer.grow_ratio", "min_confidence": "answer.min_confidence",
     "source_confidence": "answer.source_confidence", "source_answers": "answer.source_answers",
     "unknown_drug_similarity": "answer.unknown_drug_similarity",
+    "reader_model": "answer.reader_model", "reader_candidates": "answer.reader_candidates",
 }
 
 
@@ -374,6 +398,9 @@ def config_fingerprint(settings: ServiceSettings | None = None) -> str:
     digest.update(json.dumps(ADAPTIVE_DEFAULTS, sort_keys=True).encode())
     digest.update(Path(settings.answer.ranker_model).read_bytes())
     digest.update(Path(settings.retrieval.synonyms_file).read_bytes())
+    if settings.answer.reader_model is not None and (settings.answer.reader_model / "reader.json").exists():
+        digest.update((settings.answer.reader_model / "reader.json").read_bytes())
+    digest.update(json.dumps(PREVIOUS, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 
@@ -394,7 +421,7 @@ LEAFLET_COUNT = 30
 UNSEEN_COUNT = 5
 
 
-def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
+def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True, systems: Sequence[str] = SYSTEMS) -> dict:
     """Leaflets written to one template (eval/leaflets.py), asked by brand, generic and misspelt
     name: is every answer from the named medicine's own leaflet? Plain dense answers are the
     corpus's sentences by cosine alone, its passages its dense chunks. Out of scope: questions
@@ -410,9 +437,12 @@ def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     meds = meds[:LEAFLET_COUNT]
     shutil.rmtree(corpus, ignore_errors=True)
     write_corpus(corpus, meds)
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=bench_index("leaflets"))
-    IndexBuilder(settings, embedder).build()
-    answerer = build_answerer(settings, embedder)
+    answerers = {}
+    for system in systems:
+        settings = service_settings(corpus, bench_index("leaflets"), system)
+        IndexBuilder(settings, embedder).build()
+        answerers[system] = build_answerer(settings, embedder)
+    answerer = answerers["service"]
 
     def misspelt(text: str, name: str) -> str:
         i = len(name) // 2
@@ -426,16 +456,20 @@ def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
     }
     Hits = tuple[list[bool], list[bool], list[str]]  # answers right, passages right, answer doc ids
 
-    def service(q) -> Hits:  # noqa: ANN001
+    def service(q, answerer) -> Hits:  # noqa: ANN001
         response = answerer.ask(q.text, top_k=3)
         passages = answerer.search(q.text, k=10).results
         return ([a.citation.doc_id == q.doc_id and q.evidence in a.text for a in response.answers],
                 [p.citation.doc_id == q.doc_id and q.evidence in p.text for p in passages],
                 [a.citation.doc_id for a in response.answers])
 
-    began = time.perf_counter()
-    runs: dict[str, dict[str, list[Hits]]] = {"service": {split: [service(q) for q in qs] for split, qs in asked.items()}}
-    ask_ms = (time.perf_counter() - began) * 1000 / sum(len(qs) for qs in asked.values())
+    runs: dict[str, dict[str, list[Hits]]] = {}
+    info: dict = {}
+    for system, system_answerer in answerers.items():
+        began = time.perf_counter()
+        runs[system] = {split: [service(q, system_answerer) for q in qs] for split, qs in asked.items()}
+        info[system] = {"ask_and_search_ms": round((time.perf_counter() - began) * 1000
+                                                    / sum(len(qs) for qs in asked.values()), 1)}
     if baselines:
         plain = PlainBaselines(corpus, embedder)
         texts = {p.stem: p.read_text(encoding="utf-8") for p in corpus.glob("*.md")}
@@ -454,7 +488,7 @@ def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
                              [d for d, _ in top]))
             runs["dense"][split] = rows
     out_of_scope = [*OUT_OF_SCOPE, *(q.text for q in questions(unseen))]
-    declined = [not answerer.ask(text).answered for text in out_of_scope]
+    declined = {system: [not a.ask(text).answered for text in out_of_scope] for system, a in answerers.items()}
 
     table: dict = {}
     for split in [*asked, "all"]:
@@ -468,10 +502,10 @@ def run_leaflets_benchmark(embedder: Embedder, baselines: bool = True) -> dict:
                 "passage_hit@3": sum(any(p[:3]) for _, p, _ in rows) / len(rows),
                 "other_leaflet_answers": sum(any(d != o for d in docs) for (_, _, docs), o in zip(rows, own)) / len(rows),
             }
-    table["all"]["service"]["out_of_scope_declined"] = sum(declined) / len(declined)
-    info = {"service": {"ask_and_search_ms": round(ask_ms, 1)}, "leaflets": LEAFLET_COUNT,
-            "out_of_scope": len(out_of_scope),
-            "note": "other_leaflet_answers: share of questions with any of the top 3 answers from another medicine's leaflet"}
+    for system, flags in declined.items():
+        table["all"][system]["out_of_scope_declined"] = sum(flags) / len(flags)
+    info.update({"leaflets": LEAFLET_COUNT, "out_of_scope": len(out_of_scope),
+                 "note": "other_leaflet_answers: share of questions with any of the top 3 answers from another medicine's leaflet"})
     return {"benchmark": "leaflets", "notes": {}, "metrics": table, "info": info}
 
 
@@ -481,9 +515,12 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench", help="Folder holding the benchmarks")
     parser.add_argument("--no-ask", action="store_true", help="Skip the answer-span run (retrieval only)")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-previous", action="store_true",
+                        help="Skip the configuration the shipped one replaces (PREVIOUS)")
     parser.add_argument("--out-dir", type=Path, default=None, help="Write each benchmark's figures as JSON here")
     args = parser.parse_args()
     names = ["gold", "leaflets", *LOADERS] if args.bench == "all" else [args.bench]
+    systems = ("service",) if args.no_previous else SYSTEMS
     settings = ServiceSettings()
     # The backend QA_EMBED_BACKEND names, for the service's index and the plain baselines alike.
     embedder = make_encoder(settings.embed_model, settings.embed_backend, settings.embed_batch_size,
@@ -491,14 +528,15 @@ def main() -> None:
     for name in names:
         began = time.perf_counter()
         if name == "gold":
-            result = run_gold_benchmark(embedder, baselines=not args.no_baselines)
+            result = run_gold_benchmark(embedder, baselines=not args.no_baselines, systems=systems)
         elif name == "leaflets":
-            result = run_leaflets_benchmark(embedder, baselines=not args.no_baselines)
+            result = run_leaflets_benchmark(embedder, baselines=not args.no_baselines, systems=systems)
         else:
             folder = args.shared / name
             if not (folder / "qrels.jsonl").exists():
                 sys.exit(f"error: no {name} benchmark at {folder} (pass --shared)")
-            result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines)
+            result = run_benchmark(LOADERS[name](folder), embedder, ask=not args.no_ask, baselines=not args.no_baselines,
+                                   systems=systems)
         result["info"]["total_seconds"] = round(time.perf_counter() - began)
         result["config"] = config_fingerprint()
         print_table(result)

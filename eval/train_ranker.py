@@ -85,30 +85,37 @@ def rows_for(answerer: Answerer, question: str, label, reading_rows: list | None
 
 
 def fit_reading(sets: dict[str, list], gold_answerable: list[bool], reader: str) -> ReadingModel:
-    """The reading model: a logistic regression over (ranker logit, reader logit, absent) of the read
-    candidates of every set (each set weighs the same), then calibrated on the gold tune split's
-    five best read candidates a question, where the questions the documents don't answer are."""
-    Xs, ys, ws = [], [], []
+    """The reading model: weights of (ranker logit, reader score) that put each question's right read
+    candidate first (a softmax over the question's read candidates, the likelihood of the right ones;
+    every set weighs the same), then calibrated on the gold tune split's five best read candidates a
+    question, where the questions the documents don't answer are, with the share of absent words."""
+    from scipy.optimize import minimize
+
+    groups = []
     for items in sets.values():
-        n_rows = sum(len(X) for X, _ in items)
-        for X, y in items:
-            Xs.append(X)
-            ys.append(y)
-            ws.append(np.full(len(y), 1.0 / max(n_rows, 1)))
-    X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y, sample_weight=w / w.mean())
-    coef, intercept = model.coef_[0], float(model.intercept_[0])
+        usable = [(X[:, :2], y) for X, y in items if len(y) and y.any() and not y.all()]
+        groups += [(X, y, 1.0 / max(len(usable), 1)) for X, y in usable]
+
+    def loss(w: np.ndarray) -> float:
+        total = 0.0
+        for X, y, weight in groups:
+            z = X @ w
+            top = z.max()
+            total -= weight * (np.log(np.exp(z[y > 0] - top).sum()) - np.log(np.exp(z - top).sum()))
+        return total + 1e-3 * float(w @ w)
+
+    w = minimize(loss, np.array([1.0, 1.0]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6}).x
     cal_X, cal_y = [], []
     for (X_, y_), answerable in zip(sets["gold"], gold_answerable):
         if not len(X_):
             continue
-        z = X_ @ coef + intercept
+        z = X_[:, :2] @ w
         for i in np.argsort(-z)[:5]:
             cal_X.append([z[i], X_[i, 2]])
             cal_y.append(y_[i] if answerable else 0.0)
     cal = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(cal_X), np.array(cal_y))
     a, b = float(cal.coef_[0][0]), float(cal.coef_[0][1])
-    return ReadingModel(a * coef + np.array([0.0, 0.0, b]), a * intercept + float(cal.intercept_[0]), reader)
+    return ReadingModel(np.array([a * w[0], a * w[1], b]), float(cal.intercept_[0]), reader)
 
 
 def fit_one(shipped: AnswerRanker, feature: str, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> AnswerRanker:
@@ -133,7 +140,8 @@ def fit_one(shipped: AnswerRanker, feature: str, X: np.ndarray, y: np.ndarray, w
     return AnswerRanker(mean, scale, coef, shipped.intercept + float(fitted[1]))
 
 
-def leaflet_rows(embedder: Embedder, reading_rows: list | None = None) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
+def leaflet_rows(embedder: Embedder, reading_rows: list | None = None, answer=None  # noqa: ANN001
+                 ) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
     """Template leaflets of other medicines, asked in other wordings than the benchmark's
     (eval/leaflets.py DEV_SEED, DEV_QUESTIONS): a unit is right when it overlaps the
     answering sentence in the medicine's own leaflet. Where sections share their headings
@@ -147,6 +155,8 @@ def leaflet_rows(embedder: Embedder, reading_rows: list | None = None) -> list[t
     shutil.rmtree(corpus, ignore_errors=True)
     write_corpus(corpus, meds)
     settings = ServiceSettings(corpus_dir=corpus, index_dir=REPO / ".bench" / "leaflets-dev-index")
+    if answer is not None:
+        settings = settings.model_copy(update={"answer": answer})
     IndexBuilder(settings, embedder).build()
     answerer = build_answerer(settings, embedder)
     out = []
@@ -315,10 +325,15 @@ def fit_reading_main(args: argparse.Namespace) -> None:
             for q in fit[: args.covid_limit or None]:
                 rows_for(covid, q.text, q.hit, reading["covidqa"])
         if "leaflets" in args.sets:
-            leaflet_rows(embedder, reading["leaflets"])
+            leaflet_rows(embedder, reading["leaflets"], settings.answer)
     finally:
         unfitted.unlink()
     reading = {name: items for name, items in reading.items() if items}
+    import pickle
+
+    with open(REPO / ".bench" / "reader" / "reading-rows.pkl", "wb") as handle:
+        pickle.dump({"reading": reading, "gold_answerable": [q.answerable for q in gold],
+                     "reader": reader.config.fingerprint, "reader_name": reader.name}, handle)
     model = fit_reading(reading, [q.answerable for q in gold], reader.config.fingerprint)
     print(f"reading model for {reader.name}: confidence = sigmoid({model.coef[0]:+.3f} x ranker logit "
           f"{model.coef[1]:+.3f} x reader logit {model.coef[2]:+.3f} x absent {model.intercept:+.3f})")
@@ -329,6 +344,19 @@ def fit_reading_main(args: argparse.Namespace) -> None:
                           if q is None or q.answerable]
             top1 = [bool(len(y) and y[np.argmax(score(X))]) for X, y in answerable]
             print(f"{name}: best read unit right for {np.mean(top1):.3f} of {len(top1)} questions ({label_})")
+    print("\nhow many candidates to read (the ranker's best N; unit level, best read unit right):")
+    print("| N | " + " | ".join(reading) + " |\n|---" * 1 + "|---" * len(reading) + "|")
+    for n in (4, 8, 12, 16, 20, 30):
+        cells = []
+        for name, items in reading.items():
+            answerable = [(X, y) for (X, y), q in zip(items, gold if name == "gold" else [None] * len(items))
+                          if q is None or q.answerable]
+            top1 = []
+            for X, y in answerable:
+                keep = np.argsort(-X[:, 0], kind="stable")[:n]
+                top1.append(bool(len(keep) and y[keep][np.argmax(X[keep] @ model.coef)]))
+            cells.append(f"{np.mean(top1):.3f}")
+        print(f"| {n} | " + " | ".join(cells) + " |")
     print("\nthreshold trade-off on the gold tune split (best read candidate's confidence):")
     print("| threshold | unanswerable declined | answerable declined |\n|---|---|---|")
     best = [model(X[:, 0], X[:, 1], X[0, 2]).max() if len(X) else 0.0 for X, _ in reading["gold"]]

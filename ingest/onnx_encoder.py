@@ -87,6 +87,8 @@ def _pooling_mode(model_path: Path) -> tuple[str, bool, int]:
             if module.get("type", "").endswith("Pooling"):
                 config = json.loads((model_path / module["path"] / "config.json").read_text(encoding="utf-8"))
                 modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+                if isinstance(config.get("pooling_mode"), str):  # sentence-transformers 6 writes one name
+                    modes = [f"pooling_mode_{ {'mean': 'mean_tokens', 'cls': 'cls_token'}.get(config['pooling_mode'], config['pooling_mode'])}"]
                 if modes == ["pooling_mode_mean_tokens"]:
                     pooling = "mean"
                 elif modes == ["pooling_mode_cls_token"]:

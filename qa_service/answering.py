@@ -30,11 +30,13 @@ from .reader import AnswerReader, ReaderError, reader_passage
 from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
 from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
-from .results import Answer, AskResult, Citation, Hit, Passage, SearchResult
+from .results import Answer, AskResult, Citation, Hit, Passage, SearchResult, Source
 from .settings import AnswerSettings, ServiceSettings
 
 
 _R = TypeVar("_R", AskResult, SearchResult)
+MAX_SILENT = 10
+"""Documents named as silent on a question at most: beyond it, naming them says nothing useful."""
 
 
 class UnknownDocumentError(ValueError):
@@ -191,6 +193,13 @@ class Answerer:
         # Answer units as the span grower reads them: a document's, the first time a span grows in it.
         self._units: list[Unit | None] = [None] * len(bundle.units)
         self._doc_units = [bundle.unit_range(doc_id) for doc_id in bundle.doc_ids]
+
+    @property
+    def models(self) -> str:
+        """The models that answer (as ``X-Model`` gives them): the embedding model, and the reader's
+        name and fingerprint when there is one."""
+        embed = self.bundle.manifest.embed_model
+        return f"{embed}; reader={self.reader.name}" if self.reader is not None else embed
 
     def _window(self, doc_row: int, lo: int, hi: int) -> list[Unit]:
         """Units ``[lo, hi)`` of the bundle, all of document ``doc_row``."""
@@ -538,11 +547,15 @@ class Answerer:
                     passage=Passage(text=document.text[p_start:p_end], start=p_start, end=p_end),
                 )
             )
+        heard = {item.candidate.chunk.doc_id for item in chosen}
+        named = reading.subjects.doc_ids if subjects and doc_ids is None else (doc_ids or [])
+        silent = [Source(d, documents[d].title) for d in sorted(named) if d not in heard and d in documents]
         return AskResult(
             question=question,
             answered=True,
             subjects=subjects,
             notice=None if subjects else self._several_subjects_notice([a.citation.doc_id for a in answers]),
             answers=answers,
+            silent=silent if len(silent) <= MAX_SILENT else [],
             took_ms=(time.perf_counter() - began) * 1000,
         )

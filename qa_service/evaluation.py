@@ -53,6 +53,8 @@ class QuestionResult:
     answers: list[dict] = field(default_factory=list)
     sources: dict[str, bool] | None = None
     """For a question several documents answer: whether each one's words are among the answers."""
+    other_source: bool | None = None
+    """For a question one document answers: whether an answer came from another one (which is silent on it)."""
 
 
 METRICS = (
@@ -64,6 +66,7 @@ METRICS = (
     "unanswerable_declined",
     "answerable_declined",
     "sources_heard",
+    "other_source_shown",
 )
 
 
@@ -93,12 +96,14 @@ def summarize(results: list[QuestionResult]) -> dict[str, float]:
     answer = _ranking_metrics(answerable, "answer_hits", ["hit_rate@1", "hit_rate@3", "mrr"])
     passage = _ranking_metrics(answerable, "passage_hits", ["hit_rate@3", "mrr@10"])
     several = [r for r in answerable if r.sources is not None]
+    single = [r for r in answerable if r.other_source is not None]
     share = lambda items, pred: sum(map(pred, items)) / len(items) if items else float("nan")  # noqa: E731
     return {
         "questions": len(results),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "several_sources": len(several),
+        "single_source": len(single),
         "answer_hit@1": answer["hit_rate@1"],
         "answer_hit@3": answer["hit_rate@3"],
         "answer_mrr": answer["mrr"],
@@ -107,6 +112,7 @@ def summarize(results: list[QuestionResult]) -> dict[str, float]:
         "unanswerable_declined": share(unanswerable, lambda r: not r.answered),
         "answerable_declined": share(answerable, lambda r: not r.answered),
         "sources_heard": share(several, lambda r: all(r.sources.values())),
+        "other_source_shown": share(single, lambda r: r.other_source),
     }
 
 
@@ -124,6 +130,9 @@ def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> li
                 for d in own if own[d]
             }
             sources = sources if len(sources) > 1 else None
+        other_source = None
+        if q.answerable and len(q.docs) == 1 and response.answered:
+            other_source = any(a.citation.doc_id not in q.docs for a in response.answers)
         results.append(
             QuestionResult(
                 question=q,
@@ -132,6 +141,7 @@ def run_gold(answerer: Answerer, gold: list[GoldQuestion], top_k: int = 5) -> li
                 passage_hits=[contains_evidence(p.text, q.evidence) for p in passages],
                 answers=[dataclasses.asdict(a) for a in response.answers],
                 sources=sources,
+                other_source=other_source,
             )
         )
     return results
@@ -196,7 +206,8 @@ class Floors(BaseModel):
             row = table[split]
             floors[split] = {}
             for metric in METRICS:
-                n = {"unanswerable_declined": row["unanswerable"], "sources_heard": row["several_sources"]}.get(
+                n = {"unanswerable_declined": row["unanswerable"], "sources_heard": row["several_sources"],
+                     "other_source_shown": row["single_source"]}.get(
                     metric, row["answerable"]
                 )
                 if not n:
@@ -237,7 +248,7 @@ class Floors(BaseModel):
         return lines
 
 
-CEILINGS = frozenset({"answerable_declined"})
+CEILINGS = frozenset({"answerable_declined", "other_source_shown"})
 """Metrics where lower is better: their bound is a ceiling."""
 
 

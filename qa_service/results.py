@@ -46,6 +46,14 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A document named without a quotation (one that is silent on a question)."""
+
+    doc_id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
 class AskResult:
     """The answers to a question, or why there are none (``answered`` False and a ``reason``)."""
 
@@ -58,6 +66,9 @@ class AskResult:
     """Medicines or topics the question names; the answers come from the documents about them."""
     notice: str | None = None
     """A caution for the reader, e.g. that no medicine was named and the answers are about several."""
+    silent: list[Source] = field(default_factory=list)
+    """Documents about the medicine the question names that hold no answer to it clearing the
+    confidence bar: they are silent on the question (not shown, not guessed from)."""
 
 
 @dataclass(frozen=True, slots=True)

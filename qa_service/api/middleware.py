@@ -87,7 +87,7 @@ class RequestContext:
                 version, model = context.get("index_version"), context.get("model")
                 if version is None and self.state.answerer is not None:
                     version = self.state.answerer.index_version
-                    model = self.state.answerer.bundle.manifest.embed_model
+                    model = self.state.answerer.models
                 if version is not None:
                     headers["X-Index-Version"] = version
                     headers["X-Model"] = model or ""

@@ -33,6 +33,11 @@ class Answer(BaseModel):
     passage: Passage = Field(description="The retrieved passage around the answer, verbatim.")
 
 
+class Source(BaseModel):
+    doc_id: str
+    title: str
+
+
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(3, ge=1, le=MAX_TOP_K)
@@ -58,6 +63,11 @@ class AskResponse(BaseModel):
         None, description="A caution for the reader, e.g. that no medicine was named and the answers are about several."
     )
     answers: list[Answer]
+    silent: list[Source] = Field(
+        default_factory=list,
+        description="Documents about the named medicine that hold no answer clearing the confidence bar: "
+        "silent on this question.",
+    )
     took_ms: float
 
 

@@ -360,6 +360,14 @@
       for (const answer of list) group.append(renderAnswer(question, answer));
       container.append(group);
     }
+    const silent = Array.isArray(data && data.silent) ? data.silent : [];
+    if (silent.length) {
+      // Documents about the medicine asked about that hold no answer: said, not guessed from.
+      container.append(el('p', {
+        class: 'silent-note',
+        text: `No answer in: ${silent.map((s) => String(s.title || s.doc_id)).join('; ')}.`,
+      }));
+    }
     return container;
   }
 

@@ -27,6 +27,7 @@ async def readyz(state: StateDep) -> dict:
         "documents": len(answerer.bundle.documents),
         "chunks": manifest.chunk_count,
         "embed_model": manifest.embed_model,
+        "reader_model": answerer.reader.name if answerer.reader is not None else None,
         "index_built": manifest.created_at,
         "index_version": answerer.index_version,
     }
