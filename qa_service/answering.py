@@ -83,6 +83,9 @@ class Query:
     documents about the named subjects the names tell no sentence from another."""
     expansion: tuple[str, ...] = ()
     """The clinical terms the question's lay words stand for (a lexical signal of their own)."""
+    reading: str | None = None
+    """What is embedded to compare answer units with (the ranking features), when it differs
+    from ``dense``: the question with its expansion, as the ranker was fitted."""
 
 
 @dataclass(frozen=True)
@@ -280,24 +283,29 @@ class Answerer:
         return subjects, question, doc_ids, boosted
 
     def _query(self, question: str, expansion: Expansion, subjects: SubjectMatch) -> Query:
-        """The question as each side searches it (see :class:`SubjectQuery`); the expansion's
-        terms join the lexical side only, unless ``embed_expansion``."""
+        """The question as each side searches it (see :class:`SubjectQuery`). The expansion's
+        terms join the lexical side only, unless ``embed_expansion``: passages are found by the
+        question's own embedding. Answer units are still compared with the expanded question
+        (``reading``, ``units``): the answer ranker was fitted on those comparisons."""
         mode = self.settings.retrieval.subject_query
-        embedded = (lambda e: e.query) if self.settings.retrieval.embed_expansion else (lambda e: e.question)
+        plain = not self.settings.retrieval.embed_expansion
         narrowed = subjects and len(subjects.doc_ids) < len(self.bundle.documents)
         names = subjects.words_in(question) if narrowed and mode != SubjectQuery.KEEP else []
         terms = tuple(expansion.terms)
         if not names:
-            return Query(embedded(expansion), expansion.lexical_query, question, expansion=terms)
+            return Query(expansion.question if plain else expansion.query, expansion.lexical_query, question,
+                         expansion=terms, reading=expansion.query)
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
         without = " ".join(pattern.sub(" ", question).split())
         lexical = self.expander.expand(without).query
         # Answer units are compared with the question as if the names were "it" (the unit search
         # and the ranking features): within these documents "Never take more than 20 mg of
         # Xenical a day" is no nearer to "What if I take too much Xenical?" for naming it.
-        units = embedded(self.expander.expand(" ".join(pattern.sub("it", question).split())))
-        dense = units if mode == SubjectQuery.PRONOUN else embedded(expansion)
-        return Query(dense, lexical, without, units if units != dense else None, terms)
+        pronoun = self.expander.expand(" ".join(pattern.sub("it", question).split()))
+        units = pronoun.query
+        reading = units if mode == SubjectQuery.PRONOUN else expansion.query
+        dense = (pronoun.question if mode == SubjectQuery.PRONOUN else expansion.question) if plain else reading
+        return Query(dense, lexical, without, units if units != reading else None, terms, reading)
 
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult:
         began = time.perf_counter()
@@ -382,20 +390,31 @@ class Answerer:
         # One encode for all the question needs: it, its form for the answer units, its absent words
         # not judged before.
         undecided = self.unknown_subjects.undecided(absent_words)
-        texts = [query.dense, *([query.units] if query.units else []), *undecided]
+        # (And, when passages are found by another text than units are compared with, that text.)
+        reading = query.reading or query.dense
+        follow = self.settings.retrieval.answers_follow_search
+        apart = [query.dense] if follow and query.dense != reading else []
+        texts = [reading, *([query.units] if query.units else []), *undecided, *apart]
         vectors = self.embedder.embed(texts)
         query_vector = vectors[0]
         unit_vector = vectors[1] if query.units else query_vector
+        passage_vector = vectors[-1] if apart else query_vector
+        first_undecided = 1 + bool(query.units)
         unknown = self.unknown_subjects.names_among(
-            absent_words, dict(zip(undecided, vectors[len(texts) - len(undecided):]))
+            absent_words, dict(zip(undecided, vectors[first_undecided:first_undecided + len(undecided)]))
         )
         if unknown:
             return Reading(unknown, [], subjects)
         absent = self.unknown_subjects.absent_share(question, absent_words)
+        passage_docs = doc_ids
+        if boosted is not None:
+            # Subjects guessed from titles: passages from every document, the named subjects' favoured;
+            # answer units are still searched among the named subjects' documents.
+            doc_ids = boosted
         passages = self.retriever.search(
-            query.lexical, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector,
+            query.lexical, self.settings.answer.reader_passages, passage_docs, query_vector=passage_vector,
             boost_docs=boosted, boost=self.settings.retrieval.subject_boost,
-            expansion=query.expansion, expansion_weight=self.settings.retrieval.expansion_weight,
+            expansion=query.expansion, expansion_weight=self.settings.retrieval.expansion_weight if follow else 0.0,
         )
         bundle = self.bundle
         units = bundle.units

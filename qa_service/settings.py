@@ -68,6 +68,11 @@ class RetrievalSettings(BaseModel):
         description="Bonus (a share of the fused scores' range) times the share of the question's expansion "
                     "terms a passage holds as phrases (0: none).",
     )
+    answers_follow_search: bool = Field(
+        False,
+        description="Answers (ask) find their passages as search does: without the expansion in the embedding, "
+                    "with the phrase bonus. Off until the answer ranker is refit on that retrieval.",
+    )
     collapse_chunks: bool = Field(
         True,
         description="Search results: overlapping or adjacent chunks of one document section become one result.",

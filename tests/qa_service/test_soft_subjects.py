@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from ingest.build import IndexBuilder
@@ -115,8 +116,27 @@ def test_expansion_terms_are_not_embedded(answerer: Answerer, monkeypatch: pytes
     query = answerer._query(question, expansion, answerer.subjects.find(question))
     assert "overdose" in query.lexical and "overdose" not in query.dense
     answerer.search(question, k=3)
-    answerer.read(question)
     assert embedded and not any("overdose" in text for text in embedded)
+
+
+def test_answers_find_passages_as_search_does_when_asked_to(answerer: Answerer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The answer ranker was fitted on passages found with the expanded question: answers keep that
+    # retrieval unless answers_follow_search, and then their passages come from the question alone.
+    settings = answerer.settings
+    follow = Answerer(answerer.bundle, answerer.embedder, settings.model_copy(
+        update={"retrieval": settings.retrieval.model_copy(update={"answers_follow_search": True})}))
+    searched: list[np.ndarray] = []
+    real = follow.retriever.search
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        searched.append(kwargs["query_vector"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(follow.retriever, "search", spy)
+    question = "what should someone do after taking too much of it by accident"
+    follow.read(question)
+    plain = follow.embedder.embed([question])[0]
+    assert len(searched) == 1 and float(searched[0] @ plain) == pytest.approx(1.0, abs=1e-5)
 
 
 def _apart(results: list[dict]) -> None:
