@@ -43,9 +43,9 @@ from qa_service.service import build_answerer  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
 
 PREVIOUS = {"subject_narrowing": "filter", "fusion_confidence": False, "embed_expansion": True, "expansion_weight": 0.0,
-            "collapse_chunks": False}
+            "collapse_chunks": False, "strict_misspellings": False}
 NEW = {"subject_narrowing": "declared", "subject_boost": 0.5, "fusion_confidence": False, "embed_expansion": False,
-       "expansion_weight": 0.2, "collapse_chunks": True}
+       "expansion_weight": 0.2, "collapse_chunks": True, "strict_misspellings": True}
 VARIANTS: dict[str, dict] = {
     "current": {**PREVIOUS, "previous_subjects": True},
     "current-newsubjects": PREVIOUS,

@@ -206,7 +206,8 @@ class Answerer:
             settings.retrieval.synonyms_file, names=other_names(list(bundle.documents.values()))
         )
         self.subjects = SubjectFinder(
-            bundle.documents, lexical.vocabulary, lexical, [chunk.doc_id for chunk in bundle.chunks]
+            bundle.documents, lexical.vocabulary, lexical, [chunk.doc_id for chunk in bundle.chunks],
+            strict_misspellings=settings.retrieval.strict_misspellings,
         )
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.answer.unknown_drug_similarity

@@ -68,6 +68,11 @@ class RetrievalSettings(BaseModel):
         description="Bonus (a share of the fused scores' range) times the share of the question's expansion "
                     "terms a passage holds as phrases (0: none).",
     )
+    strict_misspellings: bool = Field(
+        True,
+        description="A question word is taken for a misspelt name only if it neither holds the name nor is held "
+                    "by it and is within two letters of its length (off: any near spelling, as before).",
+    )
     answers_follow_search: bool = Field(
         False,
         description="Answers (ask) find their passages as search does: without the expansion in the embedding, "

@@ -71,8 +71,10 @@ class SubjectFinder:
     """Finds the subjects a question names among those of a bundle's documents."""
 
     def __init__(self, documents: Mapping[str, Document], vocabulary: frozenset[str], lexical: LexicalIndex | None = None,
-                 chunk_docs: list[str] | None = None) -> None:
+                 chunk_docs: list[str] | None = None, strict_misspellings: bool = True) -> None:
         self.vocabulary = vocabulary
+        self.strict_misspellings = strict_misspellings
+        """A word holding a name, held by it or of a length three letters apart is no misspelling of it."""
         self.lexical = lexical
         self.chunk_docs = np.array(chunk_docs or [], dtype=object)
         self._docs: dict[tuple[str, ...], list[str]] = {}
@@ -129,7 +131,8 @@ class SubjectFinder:
             best = process.extract(folded, self._single_names, scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=2)
             # A name inside the word or the word inside a name, or lengths apart by more than two
             # letters, is another medicine ("levocetirizine" / "cetirizine"), not a misspelling.
-            best = [b for b in best if not _another_name(folded, b[0])]
+            if self.strict_misspellings:
+                best = [b for b in best if not _another_name(folded, b[0])]
             if not best:
                 continue
             if len(best) == 1 or best[0][1] - best[1][1] >= FUZZY_MARGIN:
