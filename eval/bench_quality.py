@@ -371,6 +371,10 @@ RANKING_FIELDS = {
     "embed_model": "embed_model", "chunk_size": "chunk_size", "chunk_overlap": "chunk_overlap",
     "retrieval_candidates": "retrieval.candidates", "fusion": "retrieval.fusion",
     "fusion_alpha": "retrieval.fusion_alpha", "rrf_k": "retrieval.rrf_k", "subject_query": "retrieval.subject_query",
+    "subject_narrowing": "retrieval.subject_narrowing", "subject_boost": "retrieval.subject_boost",
+    "fusion_confidence": "retrieval.fusion_confidence", "embed_expansion": "retrieval.embed_expansion",
+    "expansion_weight": "retrieval.expansion_weight", "collapse_chunks": "retrieval.collapse_chunks",
+    "strict_misspellings": "retrieval.strict_misspellings", "answers_follow_search": "retrieval.answers_follow_search",
     "reader_passages": "answer.reader_passages", "context_units": "answer.context_units",
     "unit_candidates": "answer.unit_candidates",
     "max_spans": "answer.max_spans", "grow_ratio": "answer.grow_ratio", "min_confidence": "answer.min_confidence",
@@ -389,13 +393,15 @@ def _setting(settings: ServiceSettings, path: str) -> object:
 
 def config_fingerprint(settings: ServiceSettings | None = None) -> str:
     """A hash of everything that decides the figures: ranking settings, ranker weights, synonyms, fusion defaults."""
-    from qa_service.retrieval import ADAPTIVE_DEFAULTS
+    from qa_service.retrieval import ADAPTIVE_DEFAULTS, CONFIDENT_DEFAULTS
 
     settings = settings or ServiceSettings()
     fields = {key: str(_setting(settings, path)) for key, path in RANKING_FIELDS.items()}
     digest = hashlib.sha256()
     digest.update(json.dumps(fields, sort_keys=True).encode())
     digest.update(json.dumps(ADAPTIVE_DEFAULTS, sort_keys=True).encode())
+    if settings.retrieval.fusion_confidence:
+        digest.update(json.dumps(CONFIDENT_DEFAULTS, sort_keys=True).encode())
     digest.update(Path(settings.answer.ranker_model).read_bytes())
     digest.update(Path(settings.retrieval.synonyms_file).read_bytes())
     if settings.answer.reader_model is not None and (settings.answer.reader_model / "reader.json").exists():

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import LOADERS, REPO, Question, build_service, collapse  # noqa: E402
+from bench_quality import LOADERS, REPO, Question, bench_index, build_service, collapse  # noqa: E402
 
-from ingest.embedding import Embedder  # noqa: E402
+from ingest.onnx_encoder import make_encoder  # noqa: E402
 from qa_service.evaluation import contains_evidence, load_gold  # noqa: E402
 from qa_service.retrieval import FUSIONS, QueryFeatures, fuse  # noqa: E402
 from qa_service.settings import ServiceSettings  # noqa: E402
@@ -49,7 +49,8 @@ def pools_for(answerer, questions: list[tuple[str, object]], judge) -> list[Pool
     pools = []
     for text, target in questions:
         expansion = answerer.expander.expand(text)
-        vector = answerer.embedder.embed([expansion.query])[0]
+        embedded = expansion.query if answerer.settings.retrieval.embed_expansion else expansion.question
+        vector = answerer.embedder.embed([embedded])[0]
         pool = retriever.pool(expansion.lexical_query, vector, depth=POOL)
         chunks = [bundle.chunks[i] for i in pool.ids]
         pools.append(
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench")
     parser.add_argument("--split", default="dev", help="Benchmark split to tune on (gold: tune)")
     parser.add_argument("--reuse-pools", action="store_true", help="Replay the pools cached by the last run")
+    parser.add_argument("--rules", default=None, help="Only these rules (comma-separated: dense, linear, adaptive, ...)")
     args = parser.parse_args()
     cache = REPO / ".bench" / f"fusion-pools-{args.split}.pkl"
     if args.reuse_pools and cache.exists():
@@ -93,11 +95,14 @@ def main() -> None:
         benches = collect(args)
         with open(cache, "wb") as handle:
             pickle.dump(benches, handle)
-    replay(benches, args.split)
+    replay(benches, args.split, args.rules.split(",") if args.rules else None)
 
 
 def collect(args: argparse.Namespace) -> dict:
-    embedder = Embedder(ServiceSettings().embed_model)
+    settings = ServiceSettings()
+    # The backend QA_EMBED_BACKEND names, as eval/bench_quality.py builds its indexes.
+    embedder = make_encoder(settings.embed_model, settings.embed_backend, settings.embed_batch_size,
+                            cache_dir=settings.encoder_cache_dir)
     benches = {}
 
     # gold (tune split): a passage is a hit when it holds an evidence string
@@ -105,7 +110,7 @@ def collect(args: argparse.Namespace) -> dict:
     from qa_service.service import build_answerer
 
     gold_split = "tune" if args.split == "dev" else "heldout"
-    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=REPO / ".bench" / "gold-index")
+    settings = ServiceSettings(corpus_dir=REPO / "corpus", index_dir=bench_index("gold"))
     IndexBuilder(settings, embedder).build()
     gold_answerer = build_answerer(settings, embedder)
     gold = [q for q in load_gold(REPO / "eval" / "gold.jsonl") if q.answerable and q.split == gold_split]
@@ -127,7 +132,7 @@ def collect(args: argparse.Namespace) -> dict:
     return benches
 
 
-def replay(benches: dict, split: str) -> None:
+def replay(benches: dict, split: str, rules: list[str] | None = None) -> None:
     gold_split = "tune" if split == "dev" else "heldout"
     grid: list[tuple[str, dict]] = [("dense", {}), ("lexical", {})]
     grid += [("linear", {"alpha": a}) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]
@@ -135,6 +140,8 @@ def replay(benches: dict, split: str) -> None:
     for name, spec in FUSIONS.items():
         if name.startswith("adaptive"):
             grid += [(name, params) for params in spec]
+    if rules:
+        grid = [(rule, params) for rule, params in grid if rule in rules or rule == "dense"]
     rows = []
     for rule, params in grid:
         row = {b: evaluate(pools, rule, params, passage) for b, (pools, passage) in benches.items()}

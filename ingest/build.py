@@ -11,8 +11,10 @@ from typing import Protocol
 import numpy as np
 
 from .bundle import (
+    REUSABLE_FORMATS,
     Bundle,
     BundleError,
+    FORMAT_VERSION,
     BundleWriter,
     DocumentEntry,
     SkippedEntry,
@@ -23,7 +25,7 @@ from .bundle import (
 from .chunking import CHUNKER_VERSION, SectionChunker
 from .corpus import Skipped, read_corpus
 from .documents import Chunk, Document
-from .subjects import assign_subjects
+from .subjects import SUBJECTS_VERSION, assign_subjects
 from .embedding import VectorEncoder
 from .onnx_encoder import backend_of, make_encoder
 from .lexical import LEXICAL_VERSION, LexicalIndex
@@ -100,6 +102,7 @@ class IndexBuilder:
             "lexical": LEXICAL_VERSION,
             "embed_text": EMBED_TEXT_VERSION,
             "units": UNITS_VERSION,
+            "subjects": SUBJECTS_VERSION,
             "vector_index": self.settings.vector_index.model_dump_json(exclude_defaults=True),
             # ONNX only (torch bundles keep their settings): the exported encoder the vectors came from
             **({"embed_backend": backend_of(self.embedder), "encoder": self.embedder.fingerprint}
@@ -108,21 +111,22 @@ class IndexBuilder:
 
     def _previous(self, index_dir: Path) -> Bundle | None:
         """The current bundle if its vectors can be reused (same model and settings, but
-        for the lexical index's, which is rebuilt from the text every time)."""
+        for the lexical index's and the subjects', rebuilt from the text every time; a bundle of
+        an earlier format whose vectors are laid out alike counts too)."""
         try:
-            manifest = read_manifest(index_dir)
+            manifest = read_manifest(index_dir, REUSABLE_FORMATS)
         except BundleError:
             return None
 
         def vector_settings(settings: dict[str, int | str]) -> dict[str, int | str]:
-            return {key: value for key, value in settings.items() if key not in ("lexical", "vector_index")}
+            return {key: value for key, value in settings.items() if key not in ("lexical", "vector_index", "subjects")}
 
         if manifest.embed_model != self.settings.embed_model or vector_settings(manifest.settings) != vector_settings(
             self.recorded_settings()
         ):
             return None
         try:
-            return load_bundle(index_dir)
+            return load_bundle(index_dir, formats=REUSABLE_FORMATS)
         except BundleError:
             return None
 
@@ -165,6 +169,7 @@ class IndexBuilder:
         report.removed_documents = len(set(old) - set(current))
         if (
             previous is not None
+            and previous.manifest.format_version == FORMAT_VERSION
             and previous.manifest.settings == self.recorded_settings()
             and current == {k: v.content_hash for k, v in old.items()}
         ):

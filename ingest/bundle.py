@@ -39,7 +39,10 @@ from .lexical import LexicalIndex
 from .units import UNIT_DTYPE
 from .vector_index import IndexSpec, VectorIndex, build_index, write_index
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
+"""5: documents record where each subject came from (``subject_sources``)."""
+REUSABLE_FORMATS = (4, 5)
+"""Formats whose vectors, chunks and units a new build may reuse (their layout is this one's)."""
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 CHUNKS = "chunks.jsonl"
@@ -155,7 +158,8 @@ def _recover(index_dir: Path) -> None:
         os.replace(retired[-1], index_dir)
 
 
-def read_manifest(index_dir: Path) -> Manifest:
+def read_manifest(index_dir: Path, formats: tuple[int, ...] = (FORMAT_VERSION,)) -> Manifest:
+    """The bundle's manifest; one of another format than ``formats`` is refused."""
     index_dir = Path(index_dir)
     _recover(index_dir)
     path = index_dir / MANIFEST
@@ -166,7 +170,7 @@ def read_manifest(index_dir: Path) -> Manifest:
     except (OSError, json.JSONDecodeError) as exc:
         raise BundleError(f"the index manifest at {path} is unreadable ({exc}); re-ingest with 'qa ingest'") from None
     version = raw.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in formats:
         raise BundleError(
             f"the index at {index_dir} has format version {version}, this service reads "
             f"version {FORMAT_VERSION}; re-ingest with 'qa ingest'"
@@ -177,10 +181,11 @@ def read_manifest(index_dir: Path) -> Manifest:
         raise BundleError(f"the index manifest at {path} is invalid ({exc}); re-ingest with 'qa ingest'") from None
 
 
-def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
-    """Read a bundle, refusing one built with another model or format version."""
+def load_bundle(index_dir: Path, expected_model: str | None = None,
+                formats: tuple[int, ...] = (FORMAT_VERSION,)) -> Bundle:
+    """Read a bundle, refusing one built with another model or format version (but ``formats``)."""
     index_dir = Path(index_dir)
-    manifest = read_manifest(index_dir)
+    manifest = read_manifest(index_dir, formats)
     if expected_model is not None and manifest.embed_model != expected_model:
         raise BundleError(
             f"the index at {index_dir} was built with embedding model {manifest.embed_model!r}, "
@@ -193,6 +198,7 @@ def load_bundle(index_dir: Path, expected_model: str | None = None) -> Bundle:
                 row = json.loads(line)
                 row["sections"] = tuple(_section_from_json(s) for s in row["sections"])
                 row["subjects"] = tuple(row.get("subjects", ()))
+                row["subject_sources"] = tuple(row.get("subject_sources", ()))
                 documents[row["doc_id"]] = Document(**row)
         with open(index_dir / CHUNKS, encoding="utf-8") as handle:
             chunks = [Chunk(**json.loads(line)) for line in handle]

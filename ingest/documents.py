@@ -40,6 +40,9 @@ class Document:
     sections: tuple[Section, ...] = field(default_factory=tuple)
     subjects: tuple[str, ...] = ()
     """What the document is about: its medicines' or its topic's names (``ingest.subjects``)."""
+    subject_sources: tuple[str, ...] = ()
+    """Where each subject came from, in the same order (``ingest.subjects.SOURCES``): declared by
+    the corpus (``metadata``, ``template``) or guessed from the title (``title``)."""
 
     def section_at(self, offset: int) -> Section | None:
         for section in self.sections:

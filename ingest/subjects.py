@@ -16,7 +16,12 @@ document's subjects are read at ingest, from
 - and every brand / generic name the corpus states for any of these (aliases).
 
 A subject is kept as written ("Xenical", "High Blood Pressure"); the service
-matches questions against its search terms (:func:`subject_terms`).
+matches questions against its search terms (:func:`subject_terms`). Where each
+came from is kept beside it (:data:`SOURCES`): the corpus *declares* the
+metadata's and the template's names, the title's are a guess, and the service
+trusts only declared subjects to filter the documents it reads. Title debris
+is never a subject: a pronunciation ("pronounced as (bak' loe fen)",
+"(BAK-loe-fen)"), a dose form or route ("tablets", "oral", "extended-release").
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ from .aliases import find_aliases
 from .analysis import STOP_WORDS, terms, words
 from .documents import Document
 
+SUBJECTS_VERSION = "2"
+"""Recorded in the manifest: a change re-reads every document's subjects (the vectors are reused)."""
+SOURCES = ("metadata", "template", "title")
+"""Where a subject came from: a sidecar's ``subjects``; the template headings and active-substance
+statements of the text; the title. A brand / generic name stated for one takes its source."""
+DECLARED_SOURCES = frozenset({"metadata", "template"})
+"""Sources by which the corpus declares what a document is about (the others are guesses)."""
 RARE_ZIPF = 3.0
 """A title word rarer than this in general English (Zipf scale: 3 is once per million words) may be a name."""
 MAX_TOPIC_WORDS = 5
@@ -70,8 +82,18 @@ _FORM_WORDS = {
     "film-coated", "film", "coated", "gastro-resistant", "prolonged-release", "modified-release", "release",
     "oral", "solution", "suspension", "syrup", "drops", "injection", "powder", "cream", "gel", "chewable",
     "dispersible", "effervescent", "for", "and", "in", "pre-filled", "pen", "inhaler", "patch", "patches",
+    "extended-release", "delayed-release", "immediate-release", "sustained-release", "controlled-release",
+    "extended", "delayed", "immediate", "sustained", "controlled", "orally", "disintegrating", "usp", "topical",
+    "ophthalmic", "otic", "nasal", "spray", "lotion", "ointment", "liquid", "concentrate", "elixir", "emulsion",
+    "foam", "granules", "sachet", "sachets", "lozenge", "lozenges", "suppository", "suppositories", "rectal",
+    "vaginal", "sublingual", "buccal", "transdermal", "intravenous", "intramuscular", "subcutaneous", "vial",
+    "vials", "ampoule", "ampoules", "auto-injector", "kit", "implant", "inhalation", "aerosol", "tablet(s)",
 }
 _PARENTHESIS_TAIL = re.compile(r"\s*\([^()]*\)\s*$")
+_PRONOUNCED = re.compile(r"\bpronounc", re.IGNORECASE)
+_PARENTHESIS = re.compile(r"\(([^()]*)\)")
+_SYLLABLES = re.compile(r"^\s*[A-Za-z]{1,5}(?:\s*['’-]\s*|\s+)[A-Za-z]{1,5}(?:(?:\s*['’-]\s*|\s+)[A-Za-z]{1,5})*\s*['’]?\s*$")
+"""A pronunciation in brackets: "(bak' loe fen)", "(BAK-loe-fen)"."""
 TemplateHit = tuple[str, int]
 
 
@@ -100,12 +122,29 @@ def stated_names(text: str) -> list[str]:
     return [surface[key] for key in dict.fromkeys(names) if key not in _NOT_NAMES]
 
 
+def _is_pronunciation(inside: str) -> bool:
+    """Bracketed syllables ("bak' loe fen", "BAK-loe-fen"), not an acronym or a word ("GARD", "orlistat")."""
+    return bool(_SYLLABLES.match(inside)) and bool(re.search(r"['’-]|\s", inside.strip()))
+
+
+def clean_title(title: str) -> str:
+    """The title without its pronunciations: "Baclofen (BAK-loe-fen)" -> "Baclofen"; a pronunciation
+    line ("pronounced as (bak' loe fen)") leaves nothing, and what follows "pronounced" goes."""
+    said = _PRONOUNCED.search(title)
+    if said:
+        title = title[:said.start()].rstrip(" ,;:-([")
+    return " ".join(_PARENTHESIS.sub(lambda m: " " if _is_pronunciation(m.group(1)) else m.group(0), title).split())
+
+
 def title_topic(title: str) -> str | None:
     """The title itself when it is a short noun phrase naming one thing ("Keratoconus (GARD)")."""
-    core = _PARENTHESIS_TAIL.sub("", title).strip()
+    core = _PARENTHESIS_TAIL.sub("", clean_title(title)).strip()
     if not core or any(mark in core for mark in "?:|;") or " - " in core:
         return None
     if len(words(core)) > MAX_TOPIC_WORDS or not subject_terms(core):
+        return None
+    # Only dose forms, routes and words that name nothing ("Oral tablets", "This medicine"): debris.
+    if all(w.casefold() in _FORM_WORDS or w.casefold() in _NOT_NAMES or w[:1].isdigit() for w in words(core)):
         return None
     return core
 
@@ -119,7 +158,7 @@ def title_names(title: str, text: str) -> list[str]:
     """Words of the title that are rare in English and that the text uses again: a medicine's names."""
     lowered = text.casefold()
     found = []
-    for word in dict.fromkeys(words(_PARENTHESIS_TAIL.sub("", title))):
+    for word in dict.fromkeys(words(_PARENTHESIS_TAIL.sub("", clean_title(title)))):
         key = word.casefold()
         if len(key) < 4 or key in _NOT_NAMES or key in _FORM_WORDS or not is_rare_word(key):
             continue
@@ -134,23 +173,24 @@ def assign_subjects(documents: Sequence[Document]) -> list[Document]:
     aliases = find_aliases(d.text for d in documents)
     updated = []
     for document in documents:
-        names: list[str] = list(document.subjects)
+        names: list[tuple[str, str]] = [(name, "metadata") for name in document.subjects]
         if not names:  # metadata that names the subjects is trusted as it is
-            names += stated_names(document.text)
-            names += title_names(document.title, document.text)
+            names += [(name, "template") for name in stated_names(document.text)]
+            names += [(name, "title") for name in title_names(document.title, document.text)]
             topic = title_topic(document.title)
             if topic:
-                names.append(topic)
-        for name in list(names):
-            names += aliases.get(name.casefold(), [])
+                names.append((topic, "title"))
+        for name, source in list(names):
+            names += [(alias, source) for alias in aliases.get(name.casefold(), [])]
         seen: set[tuple[str, ...]] = set()
-        subjects = []
-        for name in names:
+        subjects, sources = [], []
+        for name, source in names:
             key = subject_terms(name)
             if key and key not in seen:
                 seen.add(key)
                 subjects.append(name)
-        updated.append(replace(document, subjects=tuple(subjects)))
+                sources.append(source)
+        updated.append(replace(document, subjects=tuple(subjects), subject_sources=tuple(sources)))
     return updated
 
 

@@ -29,7 +29,7 @@ from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .reader import AnswerReader, ReaderError, reader_passage
 from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
-from .retrieval import Candidate, HybridRetriever, SubjectQuery, minmax
+from .retrieval import Candidate, HybridRetriever, SubjectNarrowing, SubjectQuery, minmax
 from .results import Answer, AskResult, Citation, Hit, Passage, SearchResult, Source
 from .settings import AnswerSettings, ServiceSettings
 
@@ -83,6 +83,11 @@ class Query:
     units: str | None = None
     """What is embedded to compare units with, when it differs from ``dense``: within the
     documents about the named subjects the names tell no sentence from another."""
+    expansion: tuple[str, ...] = ()
+    """The clinical terms the question's lay words stand for (a lexical signal of their own)."""
+    reading: str | None = None
+    """What is embedded to compare answer units with (the ranking features), when it differs
+    from ``dense``: the question with its expansion, as the ranker was fitted."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,40 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
     return leaders + others
 
 
+Ranged = tuple[str, str | None, int, int, float]
+"""A search result before it is cited: document, section, start, end, score."""
+
+
+def collapse_chunks(found: list[Ranged], text_of: Callable[[str], str], k: int | None = None) -> list[Ranged]:
+    """Chunks of one passage made one result: in rank order, a chunk that overlaps or touches
+    (nothing but white space between) a better one of the same document section joins it, the
+    result covering both ranges with the better score; one long passage can't take two places.
+    Stops once ``k`` results are made (later chunks don't stretch them)."""
+    kept: list[list] = []
+    for doc_id, section, start, end, score in found:
+        if k is not None and len(kept) >= k:
+            break
+        text = text_of(doc_id)
+
+        def touches(other: list) -> bool:
+            if other[0] != doc_id or other[1] != section:
+                return False
+            if start <= other[3] and other[2] <= end:  # overlapping (or meeting)
+                return True
+            gap = text[other[3]:start] if other[3] < start else text[end:other[2]]
+            return not gap.strip()
+
+        joined = [other for other in kept if touches(other)]
+        if not joined:
+            kept.append([doc_id, section, start, end, score])
+            continue
+        first = joined[0]
+        first[2] = min([start, *(o[2] for o in joined)])
+        first[3] = max([end, *(o[3] for o in joined)])
+        kept = [other for other in kept if other is first or not any(other is o for o in joined)]
+    return [tuple(item) for item in kept]  # type: ignore[misc]
+
+
 class Answerer:
     """Answers questions from one loaded bundle."""
 
@@ -169,7 +208,8 @@ class Answerer:
             settings.retrieval.synonyms_file, names=other_names(list(bundle.documents.values()))
         )
         self.subjects = SubjectFinder(
-            bundle.documents, lexical.vocabulary, lexical, [chunk.doc_id for chunk in bundle.chunks]
+            bundle.documents, lexical.vocabulary, lexical, [chunk.doc_id for chunk in bundle.chunks],
+            strict_misspellings=settings.retrieval.strict_misspellings,
         )
         self.unknown_subjects = UnknownSubjectDetector(
             lexical.vocabulary, embedder, settings.answer.unknown_drug_similarity
@@ -235,32 +275,47 @@ class Answerer:
 
     def _follow_subjects(
         self, question: str, doc_ids: Collection[str] | None
-    ) -> tuple[SubjectMatch, str, Collection[str] | None]:
-        """The subjects the question names, the question with misspelt names put right, and the
-        documents to read: those about the subjects, unless the caller chose documents."""
+    ) -> tuple[SubjectMatch, str, Collection[str] | None, list[str] | None]:
+        """The subjects the question names, the question with misspelt names put right, the
+        documents to read (those about the subjects, unless the caller chose documents, where the
+        subjects filter: see :class:`SubjectNarrowing`), and the documents whose passages gain the
+        subject bonus (where they don't)."""
         subjects = self.subjects.find(question)
         for word, name in subjects.corrected.items():
             question = re.sub(rf"\b{re.escape(word)}\b", name, question)
+        boosted = None
         if subjects and doc_ids is None:
-            doc_ids = subjects.doc_ids
-        return subjects, question, doc_ids
+            retrieval = self.settings.retrieval
+            if retrieval.subject_narrowing == SubjectNarrowing.FILTER or subjects.declared:
+                doc_ids = subjects.doc_ids
+            elif retrieval.subject_boost > 0:
+                boosted = subjects.doc_ids
+        return subjects, question, doc_ids, boosted
 
     def _query(self, question: str, expansion: Expansion, subjects: SubjectMatch) -> Query:
-        """The question as each side searches it (see :class:`SubjectQuery`)."""
+        """The question as each side searches it (see :class:`SubjectQuery`). The expansion's
+        terms join the lexical side only, unless ``embed_expansion``: passages are found by the
+        question's own embedding. Answer units are still compared with the expanded question
+        (``reading``, ``units``): the answer ranker was fitted on those comparisons."""
         mode = self.settings.retrieval.subject_query
+        plain = not self.settings.retrieval.embed_expansion
         narrowed = subjects and len(subjects.doc_ids) < len(self.bundle.documents)
         names = subjects.words_in(question) if narrowed and mode != SubjectQuery.KEEP else []
+        terms = tuple(expansion.terms)
         if not names:
-            return Query(expansion.query, expansion.lexical_query, question)
+            return Query(expansion.question if plain else expansion.query, expansion.lexical_query, question,
+                         expansion=terms, reading=expansion.query)
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
         without = " ".join(pattern.sub(" ", question).split())
         lexical = self.expander.expand(without).query
         # Answer units are compared with the question as if the names were "it" (the unit search
         # and the ranking features): within these documents "Never take more than 20 mg of
         # Xenical a day" is no nearer to "What if I take too much Xenical?" for naming it.
-        units = self.expander.expand(" ".join(pattern.sub("it", question).split())).query
-        dense = units if mode == SubjectQuery.PRONOUN else expansion.query
-        return Query(dense, lexical, without, units if units != dense else None)
+        pronoun = self.expander.expand(" ".join(pattern.sub("it", question).split()))
+        units = pronoun.query
+        reading = units if mode == SubjectQuery.PRONOUN else expansion.query
+        dense = (pronoun.question if mode == SubjectQuery.PRONOUN else expansion.question) if plain else reading
+        return Query(dense, lexical, without, units if units != reading else None, terms, reading)
 
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult:
         began = time.perf_counter()
@@ -271,17 +326,25 @@ class Answerer:
 
     def _search(self, query: str, k: int, doc_ids: Collection[str] | None, began: float) -> SearchResult:
         results = []
-        subjects, query_text, doc_ids = self._follow_subjects(query, doc_ids)
+        subjects, query_text, doc_ids, boosted = self._follow_subjects(query, doc_ids)
         searched = self._query(query_text, self.expander.expand(query_text), subjects)
         query_vector = self.embedder.embed([searched.dense])[0]
-        for candidate in self.retriever.search(searched.lexical, k, doc_ids, query_vector=query_vector):
-            chunk = candidate.chunk
-            document = self.bundle.documents[chunk.doc_id]
+        retrieval = self.settings.retrieval
+        # Collapsing merges chunks: ask for more, so that k distinct passages are left.
+        depth = 3 * k if retrieval.collapse_chunks else k
+        found = self.retriever.search(searched.lexical, depth, doc_ids, query_vector=query_vector,
+                                      boost_docs=boosted, boost=retrieval.subject_boost,
+                                      expansion=searched.expansion, expansion_weight=retrieval.expansion_weight)
+        ranges = [(c.chunk.doc_id, c.chunk.section, c.chunk.start, c.chunk.end, c.score) for c in found]
+        if retrieval.collapse_chunks:
+            ranges = collapse_chunks(ranges, lambda doc_id: self.bundle.documents[doc_id].text, k)
+        for doc_id, _, start, end, score in ranges[:k]:
+            document = self.bundle.documents[doc_id]
             results.append(
                 Hit(
-                    text=document.text[chunk.start:chunk.end],
-                    score=round(candidate.score, 6),
-                    citation=self._citation(document, chunk.start, chunk.end),
+                    text=document.text[start:end],
+                    score=round(score, 6),
+                    citation=self._citation(document, start, end),
                 )
             )
         return SearchResult(
@@ -327,7 +390,7 @@ class Answerer:
 
     def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
         """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
-        subjects, question, doc_ids = self._follow_subjects(question, doc_ids)
+        subjects, question, doc_ids, boosted = self._follow_subjects(question, doc_ids)
         if subjects.ambiguous:
             word, names = next(iter(subjects.ambiguous.items()))
             return Reading([], [], subjects, ambiguous=f"'{word}' could be {' or '.join(names)}: which one is meant?")
@@ -337,18 +400,31 @@ class Answerer:
         # One encode for all the question needs: it, its form for the answer units, its absent words
         # not judged before.
         undecided = self.unknown_subjects.undecided(absent_words)
-        texts = [query.dense, *([query.units] if query.units else []), *undecided]
+        # (And, when passages are found by another text than units are compared with, that text.)
+        reading = query.reading or query.dense
+        follow = self.settings.retrieval.answers_follow_search
+        apart = [query.dense] if follow and query.dense != reading else []
+        texts = [reading, *([query.units] if query.units else []), *undecided, *apart]
         vectors = self.embedder.embed(texts)
         query_vector = vectors[0]
         unit_vector = vectors[1] if query.units else query_vector
+        passage_vector = vectors[-1] if apart else query_vector
+        first_undecided = 1 + bool(query.units)
         unknown = self.unknown_subjects.names_among(
-            absent_words, dict(zip(undecided, vectors[len(texts) - len(undecided):]))
+            absent_words, dict(zip(undecided, vectors[first_undecided:first_undecided + len(undecided)]))
         )
         if unknown:
             return Reading(unknown, [], subjects)
         absent = self.unknown_subjects.absent_share(question, absent_words)
+        passage_docs = doc_ids
+        if boosted is not None:
+            # Subjects guessed from titles: passages from every document, the named subjects' favoured;
+            # answer units are still searched among the named subjects' documents.
+            doc_ids = boosted
         passages = self.retriever.search(
-            query.lexical, self.settings.answer.reader_passages, doc_ids, query_vector=query_vector
+            query.lexical, self.settings.answer.reader_passages, passage_docs, query_vector=passage_vector,
+            boost_docs=boosted, boost=self.settings.retrieval.subject_boost,
+            expansion=query.expansion, expansion_weight=self.settings.retrieval.expansion_weight if follow else 0.0,
         )
         bundle = self.bundle
         units = bundle.units

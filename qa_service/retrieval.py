@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -12,9 +12,13 @@ import numpy as np
 from ingest.bundle import Bundle
 from ingest.documents import Chunk
 from ingest.embedding import VectorEncoder
+from ingest.analysis import stems as stem_tokens
 from ingest.analysis import terms as tokenize
 
 
+PHRASE_GAP = 2
+"""Words a phrase of the expansion may have inserted in a passage ("more than you should" in
+"If you take more Xenical than you should")."""
 PARTITION_ABOVE = 4096
 """BM25 matches beyond which the top candidates are partitioned out rather than sorted (ties at
 the cut may then fall either way; below it the order is fully stable)."""
@@ -54,6 +58,22 @@ class SubjectQuery(str, Enum):
     PRONOUN = "pronoun"
 
 
+class SubjectNarrowing(str, Enum):
+    """What the subjects a question names do to retrieval.
+
+    ``filter`` reads only the documents about them. ``declared`` (default) does
+    so only where the documents declare their subjects (a sidecar's
+    ``subjects``, leaflet-template headings, active-substance statements);
+    where a subject was guessed from a title, its documents' passages gain a
+    bonus (``subject_boost``) but every document can still answer: many
+    answer passages of a real corpus never name the medicine, and a title
+    guess can miss or mislabel a page.
+    """
+
+    FILTER = "filter"
+    DECLARED = "declared"
+
+
 @dataclass(frozen=True)
 class Candidate:
     chunk: Chunk
@@ -74,6 +94,8 @@ class QueryFeatures:
     lexical_coverage: float = 0.0
     """The best BM25 score as a share of the most the query's terms could score (0..1);
     measured as a fusion signal and found weaker than ``dense_top`` (docs/evaluation.md)."""
+    dense_gap: float = 0.0
+    """How far the best cosine is ahead of the best chunk of another document."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,26 @@ class Pool:
     dense: np.ndarray
     lexical: np.ndarray
     features: QueryFeatures
+
+
+def holds_phrase(tokens: tuple[str, ...], phrase: tuple[str, ...], gap: int = PHRASE_GAP) -> bool:
+    """``phrase``'s stems in order in ``tokens``, with at most ``gap`` other words inserted."""
+    if not phrase:
+        return False
+    for i, token in enumerate(tokens):
+        if token != phrase[0]:
+            continue
+        at, skipped = i + 1, 0
+        for part in phrase[1:]:
+            while at < len(tokens) and tokens[at] != part and skipped <= gap:
+                at += 1
+                skipped += 1
+            if at >= len(tokens) or skipped > gap:
+                break
+            at += 1
+        else:
+            return True
+    return False
 
 
 def minmax(values) -> np.ndarray:  # noqa: ANN001
@@ -103,19 +145,33 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def adaptive_alpha(features: QueryFeatures, floor: float = 0.3, ceiling: float = 1.0, pivot: float = 0.6,
-                   steep: float = 10.0) -> float:
+                   steep: float = 10.0, gap_pivot: float = 0.0, gap_steep: float = 0.0) -> float:
     """Dense weight for a query, from ``floor`` to ``ceiling`` as the best dense match grows
     closer than ``pivot`` (a logistic step): a question the embedding matches closely
-    leans on it, one it matches loosely leans on BM25's exact terms."""
-    return floor + (ceiling - floor) / (1.0 + math.exp(-steep * (features.dense_top - pivot)))
+    leans on it, one it matches loosely leans on BM25's exact terms.
+
+    With ``gap_steep`` > 0 the weight also rises towards ``ceiling`` as the best dense match
+    stands clear of the rest (``dense_gap`` past ``gap_pivot``, a second logistic step): an
+    embedding that is confident and clearly ahead is not overridden by a better word match."""
+    alpha = floor + (ceiling - floor) / (1.0 + math.exp(-steep * (features.dense_top - pivot)))
+    if gap_steep > 0:
+        alpha += (ceiling - alpha) / (1.0 + math.exp(-gap_steep * (features.dense_gap - gap_pivot)))
+    return alpha
 
 
 ADAPTIVE_DEFAULTS = {"floor": 0.3, "ceiling": 1.0, "pivot": 0.6, "steep": 10.0}
 """Chosen on the dev splits of the gold set, COVID-QA and MedQuAD (eval/tune_fusion.py, docs/evaluation.md)."""
+CONFIDENT_DEFAULTS = {"gap_pivot": 0.05, "gap_steep": 100.0}
+"""The confidence step of adaptive fusion (``RetrievalSettings.fusion_confidence``; tuned with
+eval/tune_fusion.py and eval/bench_variants.py on the dev splits)."""
 FUSIONS = {
     "adaptive": [
         {"floor": f, "ceiling": c, "pivot": p, "steep": s}
         for f in (0.2, 0.3, 0.4, 0.5) for c in (0.9, 1.0) for p in (0.5, 0.55, 0.6, 0.65, 0.7) for s in (5.0, 10.0, 20.0)
+    ],
+    "adaptive-confident": [
+        {**ADAPTIVE_DEFAULTS, "gap_pivot": g, "gap_steep": s}
+        for g in (0.0, 0.02, 0.03, 0.05, 0.08, 0.12) for s in (25.0, 50.0, 100.0, 200.0)
     ],
 }
 """Parameter grids that eval/tune_fusion.py replays on the dev splits."""
@@ -133,7 +189,7 @@ def fuse(rule: str, dense: np.ndarray, lexical: np.ndarray, features: QueryFeatu
         return 1.0 / (k + _ranks(np.asarray(dense))) + np.where(has_lexical, 1.0 / (k + _ranks(np.asarray(lexical))), 0.0)
     if rule == FusionMode.LINEAR:
         alpha = params.get("alpha", 0.5)
-    elif rule == FusionMode.ADAPTIVE:
+    elif rule == FusionMode.ADAPTIVE or rule == "adaptive-confident":
         if features is None:
             raise ValueError("adaptive fusion needs the query's features")
         alpha = adaptive_alpha(features, **{**ADAPTIVE_DEFAULTS, **params})
@@ -166,6 +222,25 @@ class HybridRetriever:
         df = lexical.document_frequencies()
         n = lexical.num_docs
         self._idf = {t: math.log(1.0 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self._stems: dict[int, tuple[str, ...]] = {}
+
+    def _chunk_stems(self, chunk_id: int) -> tuple[str, ...]:
+        """A chunk's words stemmed, stop words kept, after its section title (kept for the next query)."""
+        found = self._stems.get(chunk_id)
+        if found is None:
+            chunk = self.bundle.chunks[chunk_id]
+            found = stem_tokens(f"{chunk.section or ''} . {self.bundle.chunk_text(chunk)}")
+            if len(self._stems) > 200_000:
+                self._stems.clear()
+            self._stems[chunk_id] = found
+        return found
+
+    def phrase_share(self, ids: np.ndarray, phrases: list[str]) -> np.ndarray:
+        """For each chunk, the share of ``phrases`` it (or its section title) holds (:func:`holds_phrase`)."""
+        wanted = [p for p in (stem_tokens(x) for x in phrases) if p]
+        if not wanted:
+            return np.zeros(len(ids))
+        return np.array([sum(holds_phrase(self._chunk_stems(int(i)), p) for p in wanted) / len(wanted) for i in ids])
 
     def _allowed(self, doc_ids: Collection[str] | None) -> np.ndarray | None:
         if doc_ids is None:
@@ -177,10 +252,30 @@ class HybridRetriever:
         """Top chunk ids and cosine similarities, optionally restricted to the ``allowed`` rows."""
         return self.bundle.dense.search(query_vector, depth, allowed)
 
+    def _lexical_top(self, lexical: np.ndarray, depth: int) -> np.ndarray:
+        positive = np.flatnonzero(lexical > 0)
+        if len(positive) > PARTITION_ABOVE:  # a large corpus: the top ``depth`` without sorting every match
+            positive = np.sort(positive[np.argpartition(-lexical[positive], depth - 1)[:depth]])
+        return positive[np.argsort(-lexical[positive], kind="stable")][:depth]
+
+    def _gap(self, ids: np.ndarray, dense: np.ndarray) -> float:
+        """How far the best cosine is ahead of the best chunk of another document (0 when every
+        candidate is of one document: there the embedding's lead tells sections apart, not sources)."""
+        if len(ids) < 2:
+            return 0.0
+        order = np.argsort(-dense, kind="stable")
+        best = self.bundle.chunks[int(ids[order[0]])].doc_id
+        for i in order[1:]:
+            if self.bundle.chunks[int(ids[i])].doc_id != best:
+                return float(dense[order[0]] - dense[i])
+        return 0.0
+
     def pool(
-        self, query: str, query_vector: np.ndarray, doc_ids: Collection[str] | None = None, depth: int | None = None
+        self, query: str, query_vector: np.ndarray, doc_ids: Collection[str] | None = None, depth: int | None = None,
+        boost_docs: Collection[str] | None = None,
     ) -> Pool:
-        """The union of both retrievers' top ``depth`` candidates, with both raw scores."""
+        """The union of both retrievers' top ``depth`` candidates, with both raw scores (and, with
+        ``boost_docs``, of both retrievers' top ``depth`` among those documents' chunks)."""
         depth = depth or self.candidates
         allowed = self._allowed(doc_ids)
         dense_ids, dense_sims = self.dense_scores(query_vector, allowed, depth)
@@ -191,13 +286,21 @@ class HybridRetriever:
             mask = np.zeros_like(lexical, dtype=bool)
             mask[allowed] = True
             lexical = np.where(mask, lexical, 0.0)
-        positive = np.flatnonzero(lexical > 0)
-        if len(positive) > PARTITION_ABOVE:  # a large corpus: the top ``depth`` without sorting every match
-            positive = np.sort(positive[np.argpartition(-lexical[positive], depth - 1)[:depth]])
-        lexical_ids = positive[np.argsort(-lexical[positive], kind="stable")][:depth]
-
-        ids = np.asarray(list(dict.fromkeys(dense_ids.tolist() + lexical_ids.tolist())), dtype=np.int64)
+        lexical_ids = self._lexical_top(lexical, depth)
+        listed = dense_ids.tolist() + lexical_ids.tolist()
         cosine = dict(zip(dense_ids.tolist(), dense_sims.tolist()))
+        favoured = self._allowed(boost_docs) if boost_docs else None
+        if favoured is not None and len(favoured):
+            if allowed is not None:
+                favoured = np.intersect1d(favoured, allowed)
+            if len(favoured):
+                near_ids, near_sims = self.dense_scores(query_vector, favoured, depth)
+                cosine.update(zip(near_ids.tolist(), near_sims.tolist()))
+                inside = np.zeros_like(lexical)
+                inside[favoured] = lexical[favoured]
+                listed += near_ids.tolist() + self._lexical_top(inside, depth).tolist()
+
+        ids = np.asarray(list(dict.fromkeys(listed)), dtype=np.int64)
         missing = [int(i) for i in ids if int(i) not in cosine]
         for i, vector in zip(missing, self.bundle.vectors(missing)):
             cosine[i] = float(vector @ query_vector)
@@ -208,7 +311,8 @@ class HybridRetriever:
         terms = [t for t in tokens if t in self._idf]
         ceiling = sum(self._idf[t] for t in terms)
         top = float(lexical_pool.max()) if len(lexical_pool) else 0.0
-        features = QueryFeatures(float(dense.max()) if len(dense) else 0.0, min(1.0, top / ceiling) if ceiling else 0.0)
+        features = QueryFeatures(float(dense.max()) if len(dense) else 0.0, min(1.0, top / ceiling) if ceiling else 0.0,
+                                 self._gap(ids, dense))
         return Pool(ids, dense, lexical_pool, features)
 
     def search(
@@ -217,13 +321,29 @@ class HybridRetriever:
         k: int = 10,
         doc_ids: Collection[str] | None = None,
         query_vector: np.ndarray | None = None,
+        boost_docs: Collection[str] | None = None,
+        boost: float = 0.0,
+        expansion: Sequence[str] = (),
+        expansion_weight: float = 0.0,
     ) -> list[Candidate]:
+        """The top ``k`` fused candidates, from ``doc_ids`` only when given; chunks of ``boost_docs``
+        gain ``boost`` (a share of the fused scores' range) over the rest; ``expansion`` (the
+        clinical terms the question's lay words stand for) adds the share of them a chunk holds as
+        phrases (stop words and all, a name between allowed: "more than you should"), at
+        ``expansion_weight``: evidence from words the question only implies, kept out of the
+        embedding."""
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
-        pool = self.pool(query, query_vector, doc_ids)
+        pool = self.pool(query, query_vector, doc_ids, boost_docs=boost_docs if boost else None)
         if not len(pool.ids):
             return []
         fused = fuse(self.fusion, pool.dense, pool.lexical, pool.features, **self.params)
+        if expansion and expansion_weight:
+            fused = minmax(fused) + expansion_weight * self.phrase_share(pool.ids, list(expansion))
+        if boost and boost_docs:
+            favoured = np.zeros(len(self.bundle.chunks), dtype=bool)
+            favoured[self._allowed(boost_docs)] = True
+            fused = minmax(fused) + boost * favoured[pool.ids]
         order = np.argsort(-fused, kind="stable")[:k]
         return [
             Candidate(self.bundle.chunks[int(pool.ids[i])], float(fused[i]), float(pool.dense[i]), float(pool.lexical[i]))

@@ -16,7 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ingest.settings import IngestSettings
 
-from .retrieval import FusionMode, SubjectQuery
+from .retrieval import CONFIDENT_DEFAULTS, FusionMode, SubjectNarrowing, SubjectQuery
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,11 +43,53 @@ class RetrievalSettings(BaseModel):
         ),
     )
 
+    subject_narrowing: SubjectNarrowing = Field(
+        SubjectNarrowing.DECLARED,
+        description=(
+            "What the subjects a question names do: filter (only their documents are read) or declared "
+            "(filter where the documents declare their subjects; elsewhere a bonus for their documents)."
+        ),
+    )
+    subject_boost: float = Field(
+        0.5, ge=0.0,
+        description="Bonus (a share of the fused scores' range) for passages of the named subjects' documents "
+                    "where they are not a filter.",
+    )
+    fusion_confidence: bool = Field(
+        False,
+        description="Adaptive fusion: the BM25 weight also falls when the best dense match is clearly ahead of the rest.",
+    )
+    embed_expansion: bool = Field(
+        False,
+        description="Embed the question's expansion terms with it (off: they join the lexical side only).",
+    )
+    expansion_weight: float = Field(
+        0.2, ge=0.0,
+        description="Bonus (a share of the fused scores' range) times the share of the question's expansion "
+                    "terms a passage holds as phrases (0: none).",
+    )
+    strict_misspellings: bool = Field(
+        True,
+        description="A question word is taken for a misspelt name only if it neither holds the name nor is held "
+                    "by it and is within two letters of its length (off: any near spelling, as before).",
+    )
+    answers_follow_search: bool = Field(
+        False,
+        description="Answers (ask) find their passages as search does: without the expansion in the embedding, "
+                    "with the phrase bonus. Off until the answer ranker is refit on that retrieval.",
+    )
+    collapse_chunks: bool = Field(
+        True,
+        description="Search results: overlapping or adjacent chunks of one document section become one result.",
+    )
+
     def fusion_params(self) -> dict[str, float]:
         if self.fusion == FusionMode.LINEAR:
             return {"alpha": self.fusion_alpha}
         if self.fusion == FusionMode.RRF:
             return {"k": self.rrf_k}
+        if self.fusion == FusionMode.ADAPTIVE and self.fusion_confidence:
+            return dict(CONFIDENT_DEFAULTS)
         return {}
 
 

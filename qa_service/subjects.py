@@ -26,7 +26,7 @@ from rapidfuzz import fuzz, process
 from ingest.analysis import content_words, terms, words
 from ingest.documents import Document
 from ingest.lexical import LexicalIndex
-from ingest.subjects import is_rare_word, subject_terms
+from ingest.subjects import DECLARED_SOURCES, is_rare_word, subject_terms
 
 MIN_FUZZY_LENGTH = 5
 FUZZY_SCORE = 80.0
@@ -55,6 +55,9 @@ class SubjectMatch:
     """The search terms of the names."""
     ambiguous: dict[str, list[str]] = field(default_factory=dict)
     """Question words as near to two names as to one → those names."""
+    declared: bool = False
+    """Every document about the named subjects declares them (sidecar, template headings, active
+    substance statements): a filter can trust them. Otherwise some were guessed (from a title)."""
 
     def words_in(self, question: str) -> list[str]:
         """The words of ``question`` that name the subjects."""
@@ -68,20 +71,27 @@ class SubjectFinder:
     """Finds the subjects a question names among those of a bundle's documents."""
 
     def __init__(self, documents: Mapping[str, Document], vocabulary: frozenset[str], lexical: LexicalIndex | None = None,
-                 chunk_docs: list[str] | None = None) -> None:
+                 chunk_docs: list[str] | None = None, strict_misspellings: bool = True) -> None:
         self.vocabulary = vocabulary
+        self.strict_misspellings = strict_misspellings
+        """A word holding a name, held by it or of a length three letters apart is no misspelling of it."""
         self.lexical = lexical
         self.chunk_docs = np.array(chunk_docs or [], dtype=object)
         self._docs: dict[tuple[str, ...], list[str]] = {}
         self._name: dict[tuple[str, ...], str] = {}
         self._by_term: dict[str, set[tuple[str, ...]]] = {}
         self._of_doc: dict[str, set[tuple[str, ...]]] = {}
+        self._guessed: set[tuple[str, ...]] = set()
+        """Subjects some document holds by a guess (its title), not by declaration."""
         single: dict[str, tuple[str, ...]] = {}
         for doc_id, document in documents.items():
-            for subject in document.subjects:
+            sources = getattr(document, "subject_sources", ()) or ()
+            for i, subject in enumerate(document.subjects):
                 key = subject_terms(subject)
                 if not key:
                     continue
+                if i >= len(sources) or sources[i] not in DECLARED_SOURCES:
+                    self._guessed.add(key)
                 self._docs.setdefault(key, []).append(doc_id)
                 self._name.setdefault(key, subject)
                 self._of_doc.setdefault(doc_id, set()).add(key)
@@ -117,7 +127,12 @@ class SubjectFinder:
                 continue
             if not is_rare_word(word):
                 continue
-            best = process.extract(word.casefold(), self._single_names, scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=2)
+            folded = word.casefold()
+            best = process.extract(folded, self._single_names, scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=2)
+            # A name inside the word or the word inside a name, or lengths apart by more than two
+            # letters, is another medicine ("levocetirizine" / "cetirizine"), not a misspelling.
+            if self.strict_misspellings:
+                best = [b for b in best if not _another_name(folded, b[0])]
             if not best:
                 continue
             if len(best) == 1 or best[0][1] - best[1][1] >= FUZZY_MARGIN:
@@ -177,4 +192,11 @@ class SubjectFinder:
             corrected={word: self._name[key] for word, key in misspelt.items()},
             terms=frozenset(t for key in keys for t in key),
             ambiguous=ambiguous,
+            declared=not any(key in self._guessed for key in keys),
         )
+
+
+def _another_name(word: str, name: str) -> bool:
+    """``word`` is no misspelling of ``name`` but another name: one holds the other, or their
+    lengths differ by more than two letters."""
+    return word in name or name in word or abs(len(word) - len(name)) > 2
