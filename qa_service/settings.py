@@ -130,15 +130,16 @@ class AnswerSettings(BaseModel):
     )
     rerank_candidates: int = Field(20, ge=1, description="Answer candidates the cross-encoder re-orders.")
     min_confidence: float = Field(
-        0.2, ge=0.0, le=1.0, description="Answers below this confidence are not given (chosen on the gold tune split)."
+        0.12, ge=0.0, le=1.0, description="Answers below this confidence are not given (chosen on the gold tune split)."
     )
     source_confidence: float = Field(
-        0.02,
+        0.1,
         ge=0.0,
         le=1.0,
         description=(
             "Once a question is answered, another document's answers are shown from this confidence "
-            "(so disagreeing sources are seen side by side)."
+            "(so disagreeing sources are seen side by side); a document about the named medicine with none "
+            "is listed as silent."
         ),
     )
     source_answers: int = Field(
