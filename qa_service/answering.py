@@ -64,6 +64,13 @@ class ScoredSpan:
     confidence: float
     order: float | None = None
     """What the answers are ordered by, when it is not the confidence (see :meth:`Answerer.read`)."""
+    decision: float | None = None
+    """What decides whether the question is answered, when it is not the confidence: the ranker's
+    calibrated probability (see :meth:`Answerer.read`)."""
+
+    @property
+    def deciding(self) -> float:
+        return self.confidence if self.decision is None else self.decision
 
     @property
     def rank(self) -> float:
@@ -121,10 +128,12 @@ def _duplicate(a: ScoredSpan, b: ScoredSpan, text: str, other_text: str) -> bool
 def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str], settings: AnswerSettings) -> list[ScoredSpan]:
     """The answers to give, in order; none when nothing reaches ``settings.min_confidence``.
 
-    Every answer from ``min_confidence`` is kept (duplicates dropped). Once the
-    question is answered, each other document is heard at a lower bar: its best
-    ``source_answers`` answers from ``source_confidence``, so sources that
-    disagree are shown side by side. Order: each document's best answer first
+    The question is answered when an answer's deciding score (the ranker's calibrated
+    probability) reaches ``min_confidence``. Then every such answer whose confidence
+    clears ``source_confidence`` is kept (duplicates dropped; the best one always), and
+    each document is heard at that bar too: its best ``source_answers`` answers from
+    ``source_confidence``, so sources that disagree are shown side by side and a source
+    with nothing above the bar is not offered. Order: each document's best answer first
     (by rank: the confidence, unless the reading ordered them otherwise), then the rest.
     """
     kept: list[ScoredSpan] = []
@@ -132,15 +141,17 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
     def fresh(item: ScoredSpan) -> bool:
         return not any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept)
 
+    if not any(item.deciding >= settings.min_confidence for item in found):
+        return []
     for item in found:
-        if item.confidence >= settings.min_confidence and fresh(item):
+        if item.deciding >= settings.min_confidence and fresh(item):
             kept.append(item)
     if not kept:
-        return []
+        kept.append(max(found, key=lambda item: item.rank))
     heard = Counter(item.candidate.chunk.doc_id for item in kept)
     for item in found:
         doc_id = item.candidate.chunk.doc_id
-        if item.confidence >= settings.min_confidence or item.confidence < settings.source_confidence:
+        if item.deciding >= settings.min_confidence or item.confidence < settings.source_confidence:
             continue
         if heard[doc_id] < settings.source_answers and fresh(item):
             kept.append(item)
@@ -463,11 +474,14 @@ class Answerer:
             confidence = np.maximum(probability, self.ranker(readings[1].features))
             logits = np.maximum(logits, self.ranker.logit(readings[1].features))
         seeds = np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]
+        deciding = confidence
         reader_logits = None
         order: np.ndarray | None = probability if query.units else None
         if self.reader is not None and len(ordered):
             # The reader reads the ranker's best candidates with the whole question; once fitted
-            # for it, the reading model's confidence orders the answers and decides abstention.
+            # for it, the reading model's confidence orders the answers and is each one's bar;
+            # the ranker's probability still decides whether the question is answered at all
+            # (the reading model's calibration declined fewer out-of-scope questions: docs/evaluation.md).
             read = np.argsort(-probability, kind="stable")[: self.settings.answer.reader_candidates]
             passages = [reader_passage(*self.features.context_of(int(ordered[i]))) for i in read.tolist()]
             reader_logits = np.full(len(ordered), np.nan)
@@ -502,7 +516,8 @@ class Answerer:
             span = Span(window[a].start, window[b].end, row)
             features = dict(zip(FEATURES, candidates.features[i].tolist()))
             scored.append(ScoredSpan(candidate, span, features, float(confidence[i]),
-                                     None if order is None else float(order[i])))
+                                     None if order is None else float(order[i]),
+                                     None if deciding is confidence else float(deciding[i])))
         if self.reranker is not None and scored:
             head = scored[: self.settings.answer.rerank_candidates]
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
@@ -603,7 +618,7 @@ class Answerer:
         threshold = self.settings.answer.min_confidence
         chosen = select_answers(found, text_of, self.settings.answer)
         if not chosen:
-            best = max((item.confidence for item in found), default=0.0)
+            best = max((item.deciding for item in found), default=0.0)
             return declined(
                 f"no passage answers the question with enough confidence (best {best:.2f}, "
                 f"needed {threshold:.2f})"

@@ -130,10 +130,10 @@ class AnswerSettings(BaseModel):
     )
     rerank_candidates: int = Field(20, ge=1, description="Answer candidates the cross-encoder re-orders.")
     min_confidence: float = Field(
-        0.12, ge=0.0, le=1.0, description="Answers below this confidence are not given (chosen on the gold tune split)."
+        0.2, ge=0.0, le=1.0, description="A question is answered when an answer's ranker probability reaches this (chosen on the gold tune split)."
     )
     source_confidence: float = Field(
-        0.1,
+        0.05,
         ge=0.0,
         le=1.0,
         description=(
