@@ -235,7 +235,7 @@ embed a question near the answer unit that answers it (a sentence, list item or 
 given with its document's title, its section's title and the lead-in of its list:
 `{card['input_format']}`). The service reads the ranker's best candidates with it; their cosine and
 the answer ranker's logit are combined by the reading model in `qa_service/data/ranker.json` into
-the answer's calibrated confidence.
+the answer's confidence, which orders the answers and is the bar a source's answer must clear.
 
 - Base: `{card['base_model']}` (all-MiniLM-L6-v2, 6 layers, 384 wide, mean pooling), loaded by path
   as a sentence-transformers `SentenceTransformer`.

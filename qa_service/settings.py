@@ -111,11 +111,12 @@ class AnswerSettings(BaseModel):
         DATA / "ranker.json", description="The learned answer ranker (refit with eval/train_ranker.py)."
     )
     reader_model: Path | None = Field(
-        DATA / "reader",
+        None,
         description=(
-            "The answer reader: a cross-encoder folder exported by eval/train_reader.py that reads the best "
-            "candidates with the question; its score orders the answers and decides the confidence. "
-            "Empty: answers by the ranker alone."
+            "The answer reader: a folder exported by eval/train_reader.py (one ships in "
+            "qa_service/data/reader) that reads the ranker's best candidates with the question; the "
+            "reading model's confidence then orders the answers and is a source's bar. Off by default: "
+            "it lost some questions the ranker alone answers (docs/evaluation.md)."
         ),
     )
     reader_candidates: int = Field(
@@ -133,7 +134,7 @@ class AnswerSettings(BaseModel):
         0.2, ge=0.0, le=1.0, description="A question is answered when an answer's ranker probability reaches this (chosen on the gold tune split)."
     )
     source_confidence: float = Field(
-        0.05,
+        0.02,
         ge=0.0,
         le=1.0,
         description=(

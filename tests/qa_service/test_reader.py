@@ -1,8 +1,10 @@
-"""The shipped reader in the pipeline: what it reads, what decides the confidence, silent sources."""
+"""The shipped reader in the pipeline (QA_ANSWER__READER_MODEL, off by default): what it reads, what
+decides the confidence; silent sources (with or without it)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import numpy as np
@@ -24,14 +26,22 @@ def _with_answer(settings: ServiceSettings, **values: object) -> ServiceSettings
     return settings.model_copy(update={"answer": settings.answer.model_copy(update=values)})
 
 
-def test_the_shipped_reader_and_its_reading_model_belong_together(answerer: Answerer) -> None:
+@pytest.fixture(scope="module")
+def reading(seed_settings: ServiceSettings, embedder: Embedder) -> Answerer:
+    """The service over the seed corpus with the shipped reader on."""
+    return build_answerer(_with_answer(seed_settings, reader_model=DEFAULT_READER), embedder)
+
+
+def test_the_shipped_reader_and_its_reading_model_belong_together(reading: Answerer) -> None:
+    answerer = reading
     assert answerer.reader is not None and answerer.reader.folder == DEFAULT_READER
     assert answerer.ranker.reading is not None
     assert answerer.ranker.reading.reader == answerer.reader.config.fingerprint
     assert (DEFAULT_READER / "model.onnx").stat().st_size < 100e6
 
 
-def test_the_reader_reads_the_rankers_best_candidates_and_decides_the_confidence(answerer: Answerer) -> None:
+def test_the_reader_reads_the_rankers_best_candidates_and_decides_the_confidence(reading: Answerer) -> None:
+    answerer = reading
     reading = answerer.read("What should I do if I miss a dose of baclofen?")
     read = np.flatnonzero(~np.isnan(reading.reader_logits))
     wanted = answerer.settings.answer.reader_candidates
@@ -51,7 +61,8 @@ def test_the_reader_reads_the_rankers_best_candidates_and_decides_the_confidence
 
 @pytest.mark.xfail(strict=True, reason="issue 22 target not met: the leaflet's shelf-life sentence clears the "
                    "source bar (confidence 0.40) and the page's 'T 1/2 ... 2.5-4 h' is not found")
-def test_a_source_without_an_answer_is_said_to_be_silent_not_guessed_from(answerer: Answerer) -> None:
+def test_a_source_without_an_answer_is_said_to_be_silent_not_guessed_from(reading: Answerer) -> None:
+    answerer = reading
     # The web page gives the half-life; the leaflet has none (only a shelf life of 3 years).
     response = answerer.ask(HALF_LIFE, top_k=5)
     assert response.answered
@@ -72,8 +83,8 @@ def test_the_documents_about_the_medicine_are_heard_or_said_to_be_silent(server:
     assert heard | silent == about
 
 
-def test_without_a_reader_the_ranker_alone_answers(seed_settings: ServiceSettings, embedder: Embedder) -> None:
-    plain = build_answerer(_with_answer(seed_settings, reader_model=None), embedder)
+def test_without_a_reader_the_ranker_alone_answers(answerer: Answerer) -> None:
+    plain = answerer
     reading = plain.read("What should I do if I miss a dose of baclofen?")
     assert plain.reader is None and reading.reader_logits is None
     assert plain.ask("What should I do if I miss a dose of baclofen?").answered
@@ -84,6 +95,17 @@ def test_an_empty_reader_setting_turns_the_reader_off(monkeypatch: pytest.Monkey
     assert ServiceSettings().answer.reader_model is None
 
 
+def test_the_models_that_answer_are_named_in_every_response(seed_settings: ServiceSettings) -> None:
+    from qa_service.api import create_app
+
+    with LiveServer(create_app(_with_answer(seed_settings, reader_model=DEFAULT_READER))) as live:
+        ready = httpx.get(f"{live.url}/readyz", timeout=60).json()
+        assert re.fullmatch(r"drugqa-reader-minilm-l6@[0-9a-f]{12}", ready["reader_model"])
+        answer = httpx.post(f"{live.url}/v1/ask", json={"question": "How is an overdose of baclofen handled?"},
+                            timeout=60)
+        assert answer.headers["X-Model"] == f"{ready['embed_model']}; reader={ready['reader_model']}"
+
+
 def test_a_ranker_fitted_for_another_reader_is_refused(
     seed_settings: ServiceSettings, embedder: Embedder, tmp_path  # noqa: ANN001
 ) -> None:
@@ -92,7 +114,7 @@ def test_a_ranker_fitted_for_another_reader_is_refused(
     ranker = tmp_path / "ranker.json"
     ranker.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ServiceError, match="fitted for another reader"):
-        build_answerer(_with_answer(seed_settings, ranker_model=ranker), embedder)
+        build_answerer(_with_answer(seed_settings, ranker_model=ranker, reader_model=DEFAULT_READER), embedder)
 
 
 def test_a_reader_setting_that_is_not_a_reader_is_refused_with_the_reason(
