@@ -37,7 +37,7 @@ async def get_answerer(request: Request, state: StateDep) -> Answerer:
     """The answerer now served (503 while none is loaded); the request keeps it to the end, reloads or not."""
     answerer = state.require()
     request.state.index_version = answerer.index_version
-    request.state.model = answerer.bundle.manifest.embed_model
+    request.state.model = answerer.models
     return answerer
 
 

@@ -107,7 +107,7 @@ class ServiceState:
             )
             self.answerer, self.error = new, None
             RELOADS.labels("changed").inc()
-            show_index(new.index_version, bundle.manifest.embed_model, outcome.documents, outcome.chunks)
+            show_index(new.index_version, new.models, outcome.documents, outcome.chunks)
             if old is not None:
                 old.close()  # its requests in flight finish; nothing new reaches it
             log.info("index loaded: version %s, %d documents, %d chunks (%.2f s)",

@@ -44,3 +44,25 @@ def test_the_service_is_at_least_as_good_as_plain_dense_everywhere(name: str) ->
             if service[metric] < dense[metric] - 1e-9:
                 worse.append(f"{split} {metric}: service {service[metric]:.3f} < dense {dense[metric]:.3f}")
     assert not worse, "\n".join(worse)
+
+
+KNOWN_BELOW_PREVIOUS = {("leaflets", "misspelt", "passage_hit@3")}
+"""Where the shipped configuration is below the one it replaces, in the recorded run: one misspelt-name
+leaflet question of 300 lost its passage in the top 3 with the retrieval round of issue 22
+(docs/evaluation.md). Any other metric below the previous configuration fails the test."""
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_the_service_is_at_least_as_good_as_the_configuration_it_replaces(name: str) -> None:
+    worse = []
+    measured = 0
+    for split, systems in _figures(name)["metrics"].items():
+        service, previous = systems["service"], systems["previous"]
+        assert set(previous) == set(service), f"{split}: the previous configuration was measured on other metrics"
+        for metric in previous:
+            measured += 1
+            lower = metric in LOWER_IS_BETTER
+            below = service[metric] > previous[metric] + 1e-9 if lower else service[metric] < previous[metric] - 1e-9
+            if below and (name, split, metric) not in KNOWN_BELOW_PREVIOUS:
+                worse.append(f"{split} {metric}: service {service[metric]:.3f}, previous {previous[metric]:.3f}")
+    assert measured and not worse, "\n".join(worse)
