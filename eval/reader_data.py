@@ -70,6 +70,13 @@ TRAIN_SEED = 101
 TRAIN_LEAFLETS = 40
 
 
+def serve(corpus: Path, index: Path, embedder) -> Answerer:  # noqa: ANN001
+    """The service over ``corpus``, indexed into ``index`` (rebuilt only when stale)."""
+    settings = ServiceSettings(corpus_dir=corpus, index_dir=index)
+    IndexBuilder(settings, embedder).build()
+    return build_answerer(settings, embedder)
+
+
 def reader_split(doc: str) -> str:
     """COVID-QA dev articles in two halves: ``reader`` (trains the reader), ``fit`` (fits the ranker on it)."""
     return "reader" if hashlib.sha256(doc.encode()).digest()[1] % 2 == 0 else "fit"
@@ -159,9 +166,7 @@ def medquad_pairs(shared: Path, embedder, rng: random.Random, work: Path) -> lis
         (corpus / f"{name}.txt").write_text(row["answer"], encoding="utf-8")
         meta = {"title": f"{row['focus']} ({row['collection']})", "source": row["url"]}
         (corpus / f"{name}.txt.meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=work / "medquad-train-index")
-    IndexBuilder(settings, embedder).build()
-    answerer = build_answerer(settings, embedder)
+    answerer = serve(corpus, work / "medquad-train-index", embedder)
     bundle = answerer.bundle
     units = bundle.units
     doc_ids = bundle.doc_ids
@@ -225,9 +230,7 @@ def leaflet_pairs(embedder, rng: random.Random, work: Path) -> list[dict]:  # no
     corpus = work / "leaflets-train-corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     write_corpus(corpus, meds)
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=work / "leaflets-train-index")
-    IndexBuilder(settings, embedder).build()
-    answerer = build_answerer(settings, embedder)
+    answerer = serve(corpus, work / "leaflets-train-index", embedder)
     bundle = answerer.bundle
     units = bundle.units
     doc_ids = bundle.doc_ids

@@ -129,11 +129,10 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
     """The answers to give, in order; none when nothing reaches ``settings.min_confidence``.
 
     The question is answered when an answer's deciding score (the ranker's calibrated
-    probability) reaches ``min_confidence``. Then every such answer whose confidence
-    clears ``source_confidence`` is kept (duplicates dropped; the best one always), and
-    each document is heard at that bar too: its best ``source_answers`` answers from
-    ``source_confidence``, so sources that disagree are shown side by side and a source
-    with nothing above the bar is not offered. Order: each document's best answer first
+    probability) reaches ``min_confidence``; every such answer is kept (duplicates dropped).
+    Then each document is heard at a lower bar: its best ``source_answers`` answers whose
+    confidence clears ``source_confidence``, so sources that disagree are shown side by side
+    and a source with nothing above the bar is not offered. Order: each document's best answer first
     (by rank: the confidence, unless the reading ordered them otherwise), then the rest.
     """
     kept: list[ScoredSpan] = []
@@ -141,13 +140,11 @@ def select_answers(found: list[ScoredSpan], text_of: Callable[[ScoredSpan], str]
     def fresh(item: ScoredSpan) -> bool:
         return not any(_duplicate(item, other, text_of(item), text_of(other)) for other in kept)
 
-    if not any(item.deciding >= settings.min_confidence for item in found):
-        return []
     for item in found:
         if item.deciding >= settings.min_confidence and fresh(item):
             kept.append(item)
     if not kept:
-        kept.append(max(found, key=lambda item: item.rank))
+        return []
     heard = Counter(item.candidate.chunk.doc_id for item in kept)
     for item in found:
         doc_id = item.candidate.chunk.doc_id
@@ -473,7 +470,8 @@ class Answerer:
         if query.units:
             confidence = np.maximum(probability, self.ranker(readings[1].features))
             logits = np.maximum(logits, self.ranker.logit(readings[1].features))
-        seeds = np.argsort(-probability, kind="stable")[: self.settings.answer.max_spans]
+        ranked = np.argsort(-probability, kind="stable")
+        seeds = ranked[: self.settings.answer.max_spans]
         deciding = confidence
         reader_logits = None
         order: np.ndarray | None = probability if query.units else None
@@ -482,7 +480,7 @@ class Answerer:
             # for it, the reading model's confidence orders the answers and is each one's bar;
             # the ranker's probability still decides whether the question is answered at all
             # (the reading model's calibration declined fewer out-of-scope questions: docs/evaluation.md).
-            read = np.argsort(-probability, kind="stable")[: self.settings.answer.reader_candidates]
+            read = ranked[: self.settings.answer.reader_candidates]
             passages = [reader_passage(*self.features.context_of(int(ordered[i]))) for i in read.tolist()]
             reader_logits = np.full(len(ordered), np.nan)
             reader_logits[read] = self.reader.scores(question, passages)

@@ -378,6 +378,10 @@ class ReadingModel:
     def to_dict(self) -> dict:
         return {"coef": [float(c) for c in self.coef], "intercept": float(self.intercept), "reader": self.reader}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ReadingModel:
+        return cls(np.array(data["coef"], dtype=np.float64), float(data["intercept"]), str(data["reader"]))
+
 
 @dataclass(frozen=True)
 class AnswerRanker:
@@ -402,8 +406,7 @@ class AnswerRanker:
         reading = data.get("reading")
         return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["intercept"]),
                    calibration,  # type: ignore[arg-type]
-                   ReadingModel(np.array(reading["coef"], dtype=np.float64), float(reading["intercept"]),
-                                str(reading["reader"])) if reading else None)
+                   ReadingModel.from_dict(reading) if reading else None)
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """The ranker's score (log-odds that the unit holds the answer); ranks the candidates."""

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.onnx_encoder import MODEL_FILE, TOKENIZER_FILE
+
 DEFAULT_READER = Path(__file__).parent / "data" / "reader"
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "reader.json"
 INPUT_FORMAT = "title>section: lead-in unit (v1)"
 """How a unit is put to the reader (:func:`reader_passage`); a reader trained on another form is refused."""
