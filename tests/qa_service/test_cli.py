@@ -285,8 +285,17 @@ def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSetti
     newer = tmp_path / "records.sqlite3"
     with sqlite3.connect(newer) as db:
         db.execute("PRAGMA user_version = 99")
+    commented = tmp_path / "commented-keys.txt"
+    commented.write_text("# staff keys, rotated\n\n   \n# (none yet)\n", encoding="utf-8")
+    latin1 = tmp_path / "latin1-keys.txt"
+    latin1.write_bytes("clé-du-guichet\n".encode("latin-1"))
     for settings, expected in [
         ({"QA_API_KEYS_FILE": str(tmp_path / "missing-keys.txt")}, "API keys file can't be read"),
+        # configured but empty never opens the API
+        ({"QA_API_KEYS_FILE": str(commented)}, "holds no key"),
+        ({"QA_API_KEYS": '[""]'}, "blank API key"),
+        ({"QA_API_KEYS_FILE": str(latin1)}, "not UTF-8"),
+        ({"QA_ADMIN_TOKEN": "letmein"}, "at least 16 characters"),
         ({"QA_FEEDBACK_DB": str(newer)}, "version 99"),
         ({"QA_RATE_LIMIT": "lots"}, "QA_RATE_LIMIT"),
     ]:
@@ -296,3 +305,21 @@ def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSetti
         )
         assert result.returncode != 0 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("trusted,statuses", [("127.0.0.1", [200, 200]), ("10.9.8.7", [200, 429])])
+def test_serve_believes_x_forwarded_for_only_from_the_proxies_it_is_told(
+    seed_settings: ServiceSettings, trusted: str, statuses: list[int]
+) -> None:
+    """Behind a proxy, the rate limit counts the callers it forwards, never the proxy itself; a
+    forwarded address from anybody else is ignored (or any caller could pick a fresh budget)."""
+    proc, base = _serve("--index", str(seed_settings.index_dir), "--forwarded-allow-ips", trusted,
+                        QA_RATE_LIMIT="1/minute")
+    try:
+        wait_ready(base + "/readyz", process=proc)
+        got = [httpx.get(base + "/v1/documents", headers={"X-Forwarded-For": caller}, timeout=60).status_code
+               for caller in ("203.0.113.1", "203.0.113.2")]
+        assert got == statuses
+    finally:
+        proc.terminate()
+        proc.wait(60)
