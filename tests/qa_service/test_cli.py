@@ -196,7 +196,7 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
         QA_CORS_ORIGINS='["https://portal.example"]',
         QA_FEEDBACK_DB=str(feedback_db),
         QA_ANSWER__MIN_CONFIDENCE="0.99",
-        QA_ADMIN_TOKEN="env-token",
+        QA_ADMIN_TOKEN="env-token-of-16-or-more",
     )
     try:
         ready = wait_ready(base + "/readyz", process=proc)
@@ -217,7 +217,7 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
             sent = http.post("/v1/feedback", json={"question": "q?", "citation": citation, "vote": "up"})
             assert sent.status_code == 201
             assert feedback_db.exists()
-            export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token"})
+            export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token-of-16-or-more"})
             assert export.status_code == 200 and len(export.text.splitlines()) == 1
     finally:
         proc.terminate()
