@@ -1,0 +1,108 @@
+"""Hardening: a corrupt bundle, oversized bodies, text that is not Unicode, many doc_ids, the bundle's
+file modes, control characters in the text log. Real processes, real HTTP, real files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest.build import IndexBuilder
+from ingest.bundle import ENCODER
+from qa_service.api import create_app
+from qa_service.settings import ServiceSettings
+from tests.conftest import ADMIN_TOKEN, CORPUS, PYTHON, REPO, LiveServer, clean_env
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+QUESTION = "How is an overdose of baclofen handled?"
+UMASK = 0o027
+"""The umask `qa ingest` runs with below: the bundle's folders must be 0750 and its files 0640."""
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _garble(path: Path) -> None:
+    path.write_bytes(b"\x00not what it should be{" * 64)
+
+
+CORRUPTIONS = {"model.onnx": _truncate, "tokenizer.json": _garble}
+"""Files of the bundle's encoder/ and how each is damaged."""
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two bundles as `qa ingest` writes them by default (ONNX, with encoder/): the seed corpus, built by
+    a real `qa ingest` under umask 027, and the seed corpus with one more note (another version)."""
+    root = tmp_path_factory.mktemp("faults")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    first = root / "first"
+    built = subprocess.run(
+        ["sh", "-c", f'umask {UMASK:03o} && exec "$0" -m qa_service ingest "$1" --index "$2"', PYTHON,
+         str(corpus), str(first)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=clean_env(),
+    )
+    assert built.returncode == 0, built.stderr
+    assert (first / ENCODER / "model.onnx").is_file()
+    (corpus / "tizanidine-note.txt").write_text(
+        "Tizanidine note\n\nTizanidine is a muscle relaxant. The usual starting dose is 2 mg.\n", encoding="utf-8"
+    )
+    second = root / "second"
+    IndexBuilder(ServiceSettings(corpus_dir=corpus, index_dir=second)).build()
+    return first, second
+
+
+def _place(bundle: Path, index: Path, damaged: str | None = None) -> None:
+    """``bundle`` copied to ``index`` (replacing what is there), one file of its encoder damaged."""
+    shutil.rmtree(index, ignore_errors=True)
+    shutil.copytree(bundle, index)
+    if damaged is not None:
+        CORRUPTIONS[damaged](index / ENCODER / damaged)
+
+
+def test_a_corrupt_encoder_is_refused_on_reload_and_the_old_index_serves_on(
+    bundles: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = bundles
+    index = tmp_path / "index"
+    _place(first, index)
+    with LiveServer(create_app(ServiceSettings(index_dir=index, admin_token=ADMIN_TOKEN))) as live, httpx.Client(
+        base_url=live.url, timeout=120
+    ) as http:
+        version = http.get("/readyz").json()["index_version"]
+        for name in CORRUPTIONS:
+            _place(second, index, damaged=name)
+            refused = http.post("/v1/admin/reload", headers=ADMIN)
+            assert refused.status_code == 409, (name, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "reload_refused" and "previous one is still served" in error["message"]
+            assert "encoder" in error["message"] and "re-ingest" in error["message"], error
+            answer = http.post("/v1/ask", json={"question": QUESTION})
+            assert answer.status_code == 200 and answer.json()["answered"]
+            assert answer.headers["X-Index-Version"] == version
+        _place(second, index)  # the same bundle undamaged is taken
+        assert http.post("/v1/admin/reload", headers=ADMIN).json()["changed"]
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_a_service_started_on_a_corrupt_encoder_says_the_index_failed_to_load(
+    bundles: tuple[Path, Path], tmp_path: Path, name: str
+) -> None:
+    index = tmp_path / "index"
+    _place(bundles[0], index, damaged=name)
+    app = create_app(ServiceSettings(index_dir=index))
+    with LiveServer(app, ready_path="/healthz") as live:
+        app.state.service.wait(120)  # the loader thread has given up
+        response = httpx.get(live.url + "/readyz", timeout=30)
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["code"] == "not_ready" and "still loading" not in error["message"]
+        assert error["message"].startswith("the index failed to load: ") and "encoder" in error["message"], error
+        assert "re-ingest" in error["message"]
+        assert httpx.post(live.url + "/v1/ask", json={"question": QUESTION}, timeout=30).json()["error"] == error
