@@ -47,6 +47,9 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
     loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(loc) or "body"
     kind = err.get("type", "")
+    if kind in ("string_unicode", "invalid_unicode"):
+        return 422, "invalid_unicode", (f"'{field}' is not Unicode text: it holds a lone surrogate (an unpaired "
+                                        "\\ud800-\\udfff escape), which is no character")
     if field == "question":
         if kind == "missing":
             return 422, "missing_question", "the request needs a 'question'"

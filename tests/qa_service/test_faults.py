@@ -147,3 +147,32 @@ def test_the_413_is_sent_before_the_body_is_read(server: LiveServer) -> None:
         head = sock.recv(65536).decode("latin-1")
     assert head.startswith("HTTP/1.1 413 "), head
     assert "connection: close" in head.lower()
+
+
+CITATION = '{"doc_id": "baclosan-tablets-leaflet", "title": "t", "source": "s", "section": null, "start": 0, "end": 1}'
+
+
+@pytest.mark.parametrize(
+    "path,body,field",
+    [  # JSON escapes of lone surrogates: valid JSON, but no character
+        ("/v1/ask", r'{"question": "dose?", "doc_ids": ["\ud800"]}', "doc_ids.0"),
+        ("/v1/ask", r'{"question": "dose?", "doc_ids": ["baclosan-tablets-leaflet", "x\udc00"]}', "doc_ids.1"),
+        ("/v1/ask", r'{"question": "what dose\ud800?"}', "question"),
+        ("/v1/feedback", r'{"question": "dose?", "vote": "up", "citation": ' + CITATION.replace("baclosan", r"\udfff") + "}",
+         "citation.doc_id"),
+        ("/v1/feedback", r'{"question": "dose?", "vote": "up", "comment": "\ud800", "citation": ' + CITATION + "}",
+         "comment"),
+    ],
+)
+def test_a_lone_surrogate_is_a_422_naming_the_field(client: httpx.Client, path: str, body: str, field: str) -> None:
+    response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_unicode" and f"'{field}'" in error["message"], error
+
+
+def test_search_parameters_that_are_not_utf8_are_no_500(client: httpx.Client) -> None:
+    # A query string is decoded as UTF-8 (what isn't becomes U+FFFD): a surrogate can't get in.
+    assert client.get("/v1/search?q=dose%ED%A0%80").status_code == 200
+    unknown = client.get("/v1/search?q=dose&doc_id=%ED%A0%80")
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_doc_id"
