@@ -9,6 +9,8 @@ from pydantic_core import PydanticCustomError
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 20
+MAX_DOC_IDS = 1000
+"""Most doc_ids a question may be restricted to (repeats count; each document is searched once)."""
 
 
 def _unicode(value: str) -> str:
@@ -56,7 +58,9 @@ class Source(BaseModel):
 class AskRequest(BaseModel):
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(3, ge=1, le=MAX_TOP_K)
-    doc_ids: list[Text] | None = Field(None, description="Only search these documents.")
+    doc_ids: list[Text] | None = Field(
+        None, max_length=MAX_DOC_IDS, description=f"Only search these documents (at most {MAX_DOC_IDS})."
+    )
 
     @field_validator("question")
     @classmethod

@@ -176,3 +176,23 @@ def test_search_parameters_that_are_not_utf8_are_no_500(client: httpx.Client) ->
     assert client.get("/v1/search?q=dose%ED%A0%80").status_code == 200
     unknown = client.get("/v1/search?q=dose&doc_id=%ED%A0%80")
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_doc_id"
+
+
+def test_doc_ids_are_taken_once_each_and_at_most_a_thousand(client: httpx.Client) -> None:
+    leaflet, other = "baclosan-tablets-leaflet", "baclofen-how-long-in-system"
+    question = "What is the maximum daily dose?"
+    once = client.post("/v1/ask", json={"question": question, "doc_ids": [leaflet]}).json()
+    repeated = client.post("/v1/ask", json={"question": question, "doc_ids": [leaflet] * 1000})
+    assert repeated.status_code == 200 and repeated.json()["answers"] == once["answers"]
+    searched = client.get("/v1/search", params=[("q", "maximum daily dose"), *[("doc_id", leaflet)] * 1000])
+    assert searched.status_code == 200
+    assert {r["citation"]["doc_id"] for r in searched.json()["results"]} == {leaflet}
+    # each id is looked at once: an unknown one repeated is named once
+    unknown = client.post("/v1/ask", json={"question": question, "doc_ids": ["nope", leaflet, "nope", "nope"]})
+    assert unknown.status_code == 422 and unknown.json()["error"]["message"] == "unknown doc_id: nope"
+
+    too_many = client.post("/v1/ask", json={"question": question, "doc_ids": [leaflet, other] * 1000})
+    assert too_many.status_code == 422, too_many.text
+    assert too_many.json()["error"]["code"] == "too_many_doc_ids" and "1000" in too_many.json()["error"]["message"]
+    too_many = client.get("/v1/search", params=[("q", "dose"), *[("doc_id", leaflet)] * 1001])
+    assert too_many.status_code == 422 and too_many.json()["error"]["code"] == "too_many_doc_ids", too_many.text
