@@ -196,3 +196,14 @@ def test_doc_ids_are_taken_once_each_and_at_most_a_thousand(client: httpx.Client
     assert too_many.json()["error"]["code"] == "too_many_doc_ids" and "1000" in too_many.json()["error"]["message"]
     too_many = client.get("/v1/search", params=[("q", "dose"), *[("doc_id", leaflet)] * 1001])
     assert too_many.status_code == 422 and too_many.json()["error"]["code"] == "too_many_doc_ids", too_many.text
+
+
+def test_the_bundle_gets_the_modes_of_the_umask_it_was_written_under(bundles: tuple[Path, Path]) -> None:
+    # `qa ingest` ran under umask 027: folders 0750, files 0640, the encoder's (copied from a private
+    # cache folder) as much as the rest; a service running as another user of the group can read it all.
+    index = bundles[0]
+    folders = [index, *(p for p in index.rglob("*") if p.is_dir())]
+    files = [p for p in index.rglob("*") if p.is_file()]
+    assert index / ENCODER in folders and index / ENCODER / "model.onnx" in files
+    assert {str(p.relative_to(index)): oct(p.stat().st_mode & 0o7777) for p in folders if p.stat().st_mode & 0o7777 != 0o750} == {}
+    assert {str(p.relative_to(index)): oct(p.stat().st_mode & 0o7777) for p in files if p.stat().st_mode & 0o7777 != 0o640} == {}
