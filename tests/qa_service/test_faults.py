@@ -4,10 +4,13 @@ file modes, control characters in the text log. Real processes, real HTTP, real 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from ingest.build import IndexBuilder
 from ingest.bundle import ENCODER
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, PYTHON, REPO, LiveServer, clean_env
+from tests.conftest import ADMIN_TOKEN, CORPUS, PYTHON, REPO, LiveServer, clean_env, read_line, wait_ready
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 QUESTION = "How is an overdose of baclofen handled?"
@@ -207,3 +210,27 @@ def test_the_bundle_gets_the_modes_of_the_umask_it_was_written_under(bundles: tu
     assert index / ENCODER in folders and index / ENCODER / "model.onnx" in files
     assert {str(p.relative_to(index)): oct(p.stat().st_mode & 0o7777) for p in folders if p.stat().st_mode & 0o7777 != 0o750} == {}
     assert {str(p.relative_to(index)): oct(p.stat().st_mode & 0o7777) for p in files if p.stat().st_mode & 0o7777 != 0o640} == {}
+
+
+def test_a_line_break_in_a_request_path_cannot_forge_a_text_log_line(seed_settings: ServiceSettings) -> None:
+    forged = "2026-01-01 00:00:00,000 INFO qa_service.access: GET /v1/forged 200 1.0 ms"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "qa_service", "serve", "--port", "0", "--index", str(seed_settings.index_dir)],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=clean_env(QA_LOG_FORMAT="text"),
+    )
+    lines: list[str] = []
+    try:
+        base = re.search(r"(http://127\.0\.0\.1:\d+)/docs", read_line(proc.stderr, timeout=120)).group(1)
+        threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+        wait_ready(base + "/readyz", process=proc)
+        path = "/v1/marker-7f3a%0A" + urllib.parse.quote(forged) + "%0D%0A%1B[2J"
+        assert httpx.get(base + path, timeout=30).status_code == 404
+        assert httpx.get(base + "/healthz", timeout=30).status_code == 200  # a line after it: the log is flushed
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not [line for line in lines if line.startswith("2026-01-01")], lines
+    logged = [line for line in lines if "marker-7f3a" in line]
+    assert len(logged) == 1, lines
+    assert "qa_service.access: GET /v1/marker-7f3a\\n" + forged + "\\r\\n\\x1b[2J 404 " in logged[0], logged
+    assert not any("\x1b" in line for line in lines)  # the escape sequence is written out, not the byte
