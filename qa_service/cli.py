@@ -220,11 +220,12 @@ def _check_files(settings: ServiceSettings) -> None:
 
 def log_config(fmt: str) -> dict:
     """Logging for ``qa serve``: one JSON object a line (``fmt`` "json": the access log's request id,
-    route, status and duration as fields) or plain text, on standard error."""
+    route, status and duration as fields) or plain text, one line a record, on standard error."""
     formatter = (
         {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
          "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
-        if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        if fmt == "json"
+        else {"()": "qa_service.logs.TextFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
     return {
         "version": 1,

@@ -322,6 +322,12 @@ class ServiceSettings(IngestSettings):
     max_body_bytes: int = Field(
         131_072, ge=1024, description="Request bodies larger than this are refused with 413 before they are read."
     )
+    discard_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=0,
+        description="After a 413, up to this many bytes of the refused body are read and thrown away before the "
+        "connection is closed, so that a client sending its whole body before it reads (Python's urllib) gets the "
+        "413 and not a reset; 0: close at once.",
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="Server logs: one JSON object a line (with a request id per request), or plain text."
     )

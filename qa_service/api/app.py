@@ -73,7 +73,8 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestContext, state=state, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, state=state, max_body_bytes=settings.max_body_bytes,
+                       discard_body_bytes=settings.discard_body_bytes)
     install_error_handlers(app)
     for router in (ops.router, qa.router, documents.router, feedback.router, admin.router, admin.legacy,
                    widget.router, docs.router):

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..answering import UnknownDocumentError
-from .schemas import MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
+from .schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
 
 log = logging.getLogger("qa_service")
 
@@ -47,6 +47,11 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
     loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(loc) or "body"
     kind = err.get("type", "")
+    if kind in ("string_unicode", "invalid_unicode"):
+        return 422, "invalid_unicode", (f"'{field}' is not Unicode text: it holds a lone surrogate (an unpaired "
+                                        "\\ud800-\\udfff escape), which is no character")
+    if field in ("doc_ids", "doc_id") and kind == "too_long":
+        return 422, "too_many_doc_ids", f"'{field}' may name at most {MAX_DOC_IDS} documents"
     if field == "question":
         if kind == "missing":
             return 422, "missing_question", "the request needs a 'question'"

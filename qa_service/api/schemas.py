@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 20
+MAX_DOC_IDS = 1000
+"""Most doc_ids a question may be restricted to (repeats count; each document is searched once)."""
+
+
+def _unicode(value: str) -> str:
+    """``value`` if it is Unicode text: a JSON escape of a lone surrogate ("\\ud800") decodes to no
+    character, and no answer, log line or response can hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("invalid_unicode", "a lone surrogate is not a character") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+"""A string of a request, refused (``invalid_unicode``) when it holds a lone surrogate."""
 
 
 class Citation(BaseModel):
-    doc_id: str
-    title: str
-    source: str
-    section: str | None = Field(description="Title of the section the text lies in.")
+    doc_id: Text
+    title: Text
+    source: Text
+    section: Text | None = Field(description="Title of the section the text lies in.")
     start: int = Field(description="Offset of the first character in the document's canonical text.")
     end: int = Field(description="Offset one past the last character.")
 
@@ -39,9 +56,11 @@ class Source(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(3, ge=1, le=MAX_TOP_K)
-    doc_ids: list[str] | None = Field(None, description="Only search these documents.")
+    doc_ids: list[Text] | None = Field(
+        None, max_length=MAX_DOC_IDS, description=f"Only search these documents (at most {MAX_DOC_IDS})."
+    )
 
     @field_validator("question")
     @classmethod
@@ -102,11 +121,11 @@ class DocumentDetail(DocumentSummary):
 
 
 class FeedbackRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     citation: Citation = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
-    answer: str | None = Field(None, max_length=20_000, description="The answer's text.")
+    answer: Text | None = Field(None, max_length=20_000, description="The answer's text.")
     vote: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=MAX_QUESTION_CHARS)
+    comment: Text | None = Field(None, max_length=MAX_QUESTION_CHARS)
 
 
 class FeedbackResponse(BaseModel):

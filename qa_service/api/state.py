@@ -67,8 +67,11 @@ class ServiceState:
         try:
             self.reload()
         except ReloadError as exc:
-            self.error = str(exc)
+            self.error = f"the index failed to load: {exc}"
             log.error("index not loaded: %s", exc)
+        except Exception as exc:  # a loader thread that dies unreported would leave readiness "loading" for ever
+            self.error = f"the index failed to load: unexpected error ({type(exc).__name__}: {exc})"
+            log.exception("index not loaded")
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
