@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..answering import UnknownDocumentError
-from .schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
+from .schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse
 
 log = logging.getLogger("qa_service")
 
@@ -26,16 +26,19 @@ RESPONSES = {
 }
 """Error responses documented on every route of the API."""
 
-_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 
-def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    """An exception the envelope handler answers as ``status`` with ``code`` and ``message``."""
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+def problem(status: int, code: ErrorCode | str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    """An exception the envelope handler answers as ``status`` with ``code`` (one of ErrorCode) and ``message``."""
+    return HTTPException(status, detail={"code": ErrorCode(code), "message": message}, headers=headers)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+def error_response(status: int, code: ErrorCode | str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    content = {"error": {"code": ErrorCode(code).value, "message": message}}
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 def describe(errors: list[dict]) -> tuple[int, str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
@@ -132,8 +133,46 @@ class FeedbackResponse(BaseModel):
     id: int
 
 
+class ErrorCode(StrEnum):
+    """Every ``error.code`` the API answers with: the one list (README's "HTTP API" lists the same, a test
+    holds them together). An error built with a code not listed here fails loudly in the tests."""
+
+    # 400 / 413: the body
+    MALFORMED_JSON = "malformed_json"
+    BODY_TOO_LARGE = "body_too_large"
+    # 422: a request that parsed but is not valid
+    MISSING_QUESTION = "missing_question"
+    EMPTY_QUESTION = "empty_question"
+    QUESTION_TOO_LONG = "question_too_long"
+    INVALID_TOP_K = "invalid_top_k"
+    INVALID_K = "invalid_k"
+    INVALID_QUERY = "invalid_query"
+    UNKNOWN_DOC_ID = "unknown_doc_id"  # 404 on /v1/documents/{doc_id}
+    TOO_MANY_DOC_IDS = "too_many_doc_ids"
+    INVALID_BODY = "invalid_body"
+    INVALID_VOTE = "invalid_vote"
+    INVALID_CITATION = "invalid_citation"
+    COMMENT_TOO_LONG = "comment_too_long"
+    INVALID_UNICODE = "invalid_unicode"
+    INVALID_REQUEST = "invalid_request"
+    # 401 / 403 / 429: who may call, and how often
+    MISSING_API_KEY = "missing_api_key"
+    INVALID_API_KEY = "invalid_api_key"
+    UNAUTHORIZED = "unauthorized"
+    ADMIN_DISABLED = "admin_disabled"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_FAILURES = "too_many_failures"
+    # 404 / 405 / 409 / 503 / 500
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    RELOAD_REFUSED = "reload_refused"
+    NOT_READY = "not_ready"
+    HTTP_ERROR = "http_error"
+    INTERNAL_ERROR = "internal_error"
+
+
 class ErrorDetail(BaseModel):
-    code: str
+    code: ErrorCode = Field(description="What went wrong, for programs: one of a fixed list.")
     message: str
 
 
