@@ -6,9 +6,11 @@ import json
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -197,6 +199,8 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
         QA_FEEDBACK_DB=str(feedback_db),
         QA_ANSWER__MIN_CONFIDENCE="0.99",
         QA_ADMIN_TOKEN="env-token-of-16-or-more",
+        QA_QUERY_LOG="off",
+        QA_MAX_BODY_BYTES="4000",
     )
     try:
         ready = wait_ready(base + "/readyz", process=proc)
@@ -219,6 +223,15 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
             assert feedback_db.exists()
             export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token-of-16-or-more"})
             assert export.status_code == 200 and len(export.text.splitlines()) == 1
+            # QA_MAX_BODY_BYTES: a body of 5,000 bytes is refused (the default takes 128 KiB), one of 1,900 is read
+            assert http.post("/v1/ask", json={"question": "x" * 5000}).status_code == 413
+            assert http.post("/v1/ask", json={"question": "dose? " + " " * 1900}).status_code == 200
+            # QA_QUERY_LOG=off: the questions asked and declined were not logged
+            unanswered = http.get("/v1/admin/unanswered", headers={"Authorization": "Bearer env-token-of-16-or-more"})
+            assert unanswered.status_code == 200 and unanswered.json() == []
+        with closing(sqlite3.connect(feedback_db)) as db:
+            assert db.execute("SELECT count(*) FROM queries").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
     finally:
         proc.terminate()
         # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it ended
