@@ -292,6 +292,40 @@ def test_eval_exits_non_zero_below_its_floors_and_names_the_changed_questions(
     assert skipped.returncode == 0, skipped.stderr
 
 
+def test_eval_writes_floors_it_then_holds_and_takes_them_from_any_path(
+    seed_settings: ServiceSettings, tmp_path: Path
+) -> None:
+    gold = _tiny_gold(tmp_path)
+    floors = tmp_path / "elsewhere" / "my-floors.json"
+    index = ["--index", str(seed_settings.index_dir)]
+    missing = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+    floors.parent.mkdir()
+    written = qa("eval", str(gold), *index, "--floors", str(floors), "--write-floors", "--json")
+    assert written.returncode == 0, written.stderr
+    assert f"floors written to {floors}" in written.stderr
+    assert not (gold.parent / "floors.json").exists()  # written where it was told, not beside the gold file
+    table = json.loads(written.stdout)
+    held = Floors.load(floors)
+    assert set(held.floors) == {"heldout", "all"} and held.margin_questions == 2
+    assert [o.id for o in held.baseline] == ["a", "u"]
+    # each floor two questions under the run's figure (one unanswerable question: 1.0 - 2/1, kept at 0)
+    assert held.floors["heldout"]["unanswerable_declined"] < table["heldout"]["unanswerable_declined"]
+
+    assert qa("eval", str(gold), *index, "--floors", str(floors)).returncode == 0  # the run meets its own floors
+
+    raised = held.model_copy(update={"floors": {"all": {**held.floors["all"], "unanswerable_declined": 1.5}}})
+    floors.write_text(raised.model_dump_json(), encoding="utf-8")
+    breached = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert breached.returncode == 4 and "all unanswerable_declined fell to" in breached.stderr, breached.stderr
+    assert qa("eval", str(gold), *index, "--floors", str(floors), "--no-floors").returncode == 0
+
+    floors.write_text("{not json", encoding="utf-8")
+    invalid = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert invalid.returncode == 1 and "is invalid" in invalid.stderr and "Traceback" not in invalid.stderr
+
+
 def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSettings, tmp_path: Path) -> None:
     import sqlite3
 
