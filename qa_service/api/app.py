@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -43,7 +44,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
             settings.serving.request_threads or (os.cpu_count() or 1) + 1
         )
         # Opened (and migrated) at start, not when the app is made: making it touches no file.
-        app.state.records = records = Records(settings.feedback_path(), settings.query_log, settings.query_log_days)
+        app.state.records = records = open_records(settings)
         _reload_on_sighup(state)
         if load:
             state.start_loading()
@@ -75,6 +76,16 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
                    widget.router):
         app.include_router(router)
     return app
+
+
+def open_records(settings: ServiceSettings) -> Records:
+    """The records file as the settings describe it (opened, migrated, its writer started)."""
+    return Records(
+        settings.feedback_path(), settings.query_log, settings.query_log_days,
+        feedback_days=settings.feedback_days,
+        prune_every=timedelta(seconds=settings.records_prune_interval),
+        busy_timeout=settings.records_busy_timeout,
+    )
 
 
 def _reload_on_sighup(state: ServiceState) -> None:

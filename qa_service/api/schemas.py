@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..records import has_lone_surrogate
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 20
+MAX_ANSWER_CHARS = 20_000
+"""Longest answer text (and cited span) feedback may be about."""
+MAX_DOC_ID_CHARS = 256
+
+
+def _characters(value: str) -> str:
+    if has_lone_surrogate(value):
+        raise PydanticCustomError("lone_surrogate", "a lone surrogate (such as \\ud800) is not a character")
+    return value
+
+
+def _text(min_length: int | None = None, max_length: int | None = None) -> object:
+    """A string of characters only, of these lengths: JSON's \\ud800 alone (half a UTF-16 pair) is refused
+    (it can't be stored or sent back). The lengths are checked first, so a long string is "too long"."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_characters)]
 
 
 class Citation(BaseModel):
@@ -101,12 +119,32 @@ class DocumentDetail(DocumentSummary):
     text: str
 
 
+class CitedSpan(BaseModel):
+    """The citation of the answer voted on. Only ``doc_id``, ``start`` and ``end`` are read; the other
+    fields of an answer's citation (title, source, section) may be sent as they came and are ignored:
+    the stored citation is rebuilt from the index."""
+
+    doc_id: _text(max_length=MAX_DOC_ID_CHARS)  # type: ignore[valid-type]
+    start: int = Field(ge=0, description="Offset of the first character in the document's canonical text.")
+    end: int = Field(gt=0, description="Offset one past the last character (at most the text's length).")
+
+    @model_validator(mode="after")
+    def _a_span(self) -> CitedSpan:
+        if self.end <= self.start:
+            raise PydanticCustomError("citation_range", "end must be past start")
+        if self.end - self.start > MAX_ANSWER_CHARS:
+            raise PydanticCustomError("citation_range", f"a span longer than {MAX_ANSWER_CHARS} characters")
+        return self
+
+
 class FeedbackRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    citation: Citation = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
-    answer: str | None = Field(None, max_length=20_000, description="The answer's text.")
+    question: _text(1, MAX_QUESTION_CHARS)  # type: ignore[valid-type]
+    citation: CitedSpan = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
+    answer: _text(max_length=MAX_ANSWER_CHARS) | None = Field(  # type: ignore[valid-type]
+        None, description="The answer's text (optional; the stored answer is the document's text[start:end]).",
+    )
     vote: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=MAX_QUESTION_CHARS)
+    comment: _text(max_length=MAX_QUESTION_CHARS) | None = None  # type: ignore[valid-type]
 
 
 class FeedbackResponse(BaseModel):
@@ -140,4 +178,4 @@ class UnansweredQuestion(BaseModel):
 
 
 class PurgeResponse(BaseModel):
-    deleted: int = Field(description="Logged questions deleted.")
+    deleted: int = Field(description="Rows deleted (logged questions, or votes).")
