@@ -59,6 +59,7 @@ so far is written.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -74,7 +75,10 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +161,18 @@ def _create_private(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` (the records file's), held while a deleted file is made again, so
+    that worker processes over one file don't each make it (and remove the other's fresh -wal)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class RecordsError(Exception):
@@ -438,8 +454,11 @@ class Records:
         one found replaced is opened (and migrated). Returns its identity."""
         if (found := self._identity_now()) is not None and found == self._identity:
             return found
-        with self._reopening:
-            found = self._identity_now()  # again: another thread may have just done it
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # the folder may be gone too
+        with self._reopening, _folder_lock(self.path.parent):
+            # Looked at again under both locks: another thread, or another worker process over the
+            # same file, may have just made it again (then its -wal holds rows: it must not be removed).
+            found = self._identity_now()
             if found is not None and found == self._identity:
                 return found
             if found is None:
@@ -758,3 +777,14 @@ class Records:
         self._pruned(now)
         if deleted:
             logger.info("records: %d rows past their retention period deleted", deleted)
+
+
+def open_records(settings: ServiceSettings) -> Records:
+    """The records file as the settings describe it (opened, migrated, retention applied, its writer
+    started): the server's, and the one ``qa serve`` checks before it starts."""
+    return Records(
+        settings.feedback_path(), settings.query_log, settings.query_log_days,
+        feedback_days=settings.feedback_days,
+        prune_every=timedelta(seconds=settings.records_prune_interval),
+        busy_timeout=settings.records_busy_timeout,
+    )

@@ -7,14 +7,13 @@ import logging
 import os
 import signal
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from ..records import Records
+from ..records import open_records
 from ..settings import ServiceSettings
 from .errors import install_error_handlers
 from .middleware import RequestContext, SecurityHeaders
@@ -76,16 +75,6 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
                    widget.router):
         app.include_router(router)
     return app
-
-
-def open_records(settings: ServiceSettings) -> Records:
-    """The records file as the settings describe it (opened, migrated, its writer started)."""
-    return Records(
-        settings.feedback_path(), settings.query_log, settings.query_log_days,
-        feedback_days=settings.feedback_days,
-        prune_every=timedelta(seconds=settings.records_prune_interval),
-        busy_timeout=settings.records_busy_timeout,
-    )
 
 
 def _reload_on_sighup(state: ServiceState) -> None:

@@ -360,7 +360,10 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 class Lock:
-    """Another connection holding the records file's write lock (BEGIN EXCLUSIVE) until released."""
+    """Another connection holding the records file's write lock (BEGIN EXCLUSIVE) until released.
+
+    The file is in WAL mode, so this stops writers only: readers go on reading what is committed.
+    """
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -490,6 +493,26 @@ def own_server(tmp_path_factory: pytest.TempPathFactory, seed_settings: ServiceS
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+REFUSED_WITHIN_S = 5.0
+"""A call the locked file refuses answers within this (the busy timeout is 1 s; six votes share the records'
+two threads): not after sqlite's default five seconds a call, nor the client's own timeout."""
+
+
+def timed(call: Callable[..., httpx.Response], *args: object, **kwargs: object) -> httpx.Response:
+    """``call``'s response, with the seconds it took as ``response.took``."""
+    began = time.monotonic()
+    response = call(*args, **kwargs)
+    response.took = time.monotonic() - began  # type: ignore[attr-defined]
+    return response
+
+
+def assert_records_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": {"code": "records_unavailable", "message": response.json()["error"]["message"]}}
+    assert response.headers["retry-after"]
+    assert response.took < REFUSED_WITHIN_S, f"{response.request.method} {response.request.url.path} took {response.took:.1f} s"  # type: ignore[attr-defined]
+
+
 def _vote_body(http: httpx.Client) -> dict:
     answer = http.post("/v1/ask", json={"question": "How is an overdose treated?"}).json()["answers"][0]
     return {"question": "How is an overdose treated?", "citation": answer["citation"], "vote": "down"}
@@ -505,7 +528,7 @@ def test_a_locked_records_file_holds_up_no_answer(own_server: LiveServer) -> Non
 
         def post_vote(_: int) -> httpx.Response:
             with httpx.Client(base_url=own_server.url, timeout=60) as other:
-                return other.post("/v1/feedback", json=body)
+                return timed(other.post, "/v1/feedback", json=body)
 
         lock = Lock(path)
         try:
@@ -516,24 +539,51 @@ def test_a_locked_records_file_holds_up_no_answer(own_server: LiveServer) -> Non
                 asked = http.post("/v1/ask", json={"question": question}, headers={"X-Request-ID": request_id})
                 took = time.monotonic() - began
                 votes = [future.result() for future in voting]
-            unanswered = http.get("/v1/admin/unanswered", headers=ADMIN)
-            purge = http.delete("/v1/admin/queries", headers=ADMIN)
+            unanswered = timed(http.get, "/v1/admin/unanswered", headers=ADMIN)
+            purge = timed(http.delete, "/v1/admin/queries", headers=ADMIN)
         finally:
             lock.release()
         assert asked.status_code == 200 and asked.json()["question"] == question
         assert took < 5, f"/v1/ask took {took:.1f} s while the records file was locked"
         for refused in votes:
-            assert refused.status_code == 503, refused.text
-            assert refused.json()["error"]["code"] == "records_unavailable"
-            assert refused.headers["retry-after"]
-        assert unanswered.status_code == 200  # a report reads what is written
-        assert purge.status_code == 503 and purge.json()["error"]["code"] == "records_unavailable"
+            assert_records_unavailable(refused)
+        assert unanswered.status_code == 200  # a report reads what is written (WAL: a writer's lock)
+        assert_records_unavailable(purge)
 
         # the lock gone: the queued question lands, votes are taken again, and none was half stored
         assert wait_for(lambda: rows(path, "SELECT question FROM queries WHERE request_id = ?", request_id)
                         == [(question,)])
         assert rows(path, "SELECT COUNT(*) FROM feedback") == feedback_before
         assert http.post("/v1/feedback", json=body).status_code == 201
+
+
+def test_an_unreadable_records_file_makes_every_report_a_quick_503(own_server: LiveServer) -> None:
+    """The file swapped for one that is no database (a botched restore): feedback and every admin report
+    are 503 records_unavailable, answers are not held up; once it is removed, a new file is made."""
+    path: Path = own_server.records_path  # type: ignore[attr-defined]
+    with httpx.Client(base_url=own_server.url, timeout=60) as http:
+        body = _vote_body(http)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+        garbage = path.with_name("restored.tmp")
+        garbage.write_bytes(b"this is not a SQLite database\n" * 200)
+        os.replace(garbage, path)
+        try:
+            asked = timed(http.post, "/v1/ask", json={"question": f"Can I drive? {uuid.uuid4().hex[:8]}"})
+            refused = [
+                timed(http.post, "/v1/feedback", json=body),
+                timed(http.get, "/v1/admin/unanswered", headers=ADMIN),
+                timed(http.get, "/v1/admin/feedback", headers=ADMIN),
+                timed(http.delete, "/v1/admin/feedback", headers=ADMIN),
+                timed(http.delete, "/v1/admin/queries", headers=ADMIN),
+            ]
+        finally:
+            path.unlink()
+        assert asked.status_code == 200 and asked.took < 5  # type: ignore[attr-defined]
+        for response in refused:
+            assert_records_unavailable(response)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+        assert rows(path, "SELECT COUNT(*) FROM feedback") == [(1,)]
+        assert mode(path) == 0o600
 
 
 def test_a_records_file_deleted_under_the_server_is_made_again(own_server: LiveServer) -> None:
