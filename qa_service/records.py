@@ -137,14 +137,9 @@ def _one_line(encoded: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def has_lone_surrogate(text: str) -> bool:
-    """Whether ``text`` holds a surrogate code point: JSON's ``"\\ud800"`` decodes to one, and it is no
-    character (UTF-8 can't encode it; SQLite and JSON writers refuse it)."""
-    return _SURROGATE.search(text) is not None
-
-
 def _encodable(text: str) -> str:
-    """``text`` with any lone surrogate replaced by U+FFFD, so it can be stored."""
+    """``text`` with any lone surrogate (JSON's ``"\\ud800"`` decodes to one: no character, and UTF-8,
+    SQLite and JSON writers refuse it) replaced by U+FFFD, so it can be stored."""
     return _SURROGATE.sub("\ufffd", text)
 
 

@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..answering import CitationRangeError, UnknownDocumentError
 from ..records import RecordsUnavailable
-from .schemas import MAX_ANSWER_CHARS, MAX_DOC_ID_CHARS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
+from .schemas import (
+    MAX_ANSWER_CHARS, MAX_DOC_ID_CHARS, MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse,
+)
 
 log = logging.getLogger("qa_service")
 
@@ -27,19 +29,22 @@ RESPONSES = {
 }
 """Error responses documented on every route of the API."""
 
-_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 RECORDS_RETRY_AFTER_S = 5
 """Retry-After of a 503 records_unavailable: a lock on the records file is usually brief."""
 
 
-def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    """An exception the envelope handler answers as ``status`` with ``code`` and ``message``."""
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+def problem(status: int, code: ErrorCode | str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    """An exception the envelope handler answers as ``status`` with ``code`` (one of ErrorCode) and ``message``."""
+    return HTTPException(status, detail={"code": ErrorCode(code), "message": message}, headers=headers)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+def error_response(status: int, code: ErrorCode | str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    content = {"error": {"code": ErrorCode(code).value, "message": message}}
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 def describe(errors: list[dict]) -> tuple[int, str, str]:
@@ -51,10 +56,11 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
     loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(loc) or "body"
     kind = err.get("type", "")
-    if kind in ("lone_surrogate", "string_unicode"):  # the latter: pydantic finding it first
-        return 422, "invalid_unicode", (
-            f"'{field}' holds a lone surrogate (such as \\ud800 in JSON), which is not a character"
-        )
+    if kind in ("string_unicode", "invalid_unicode"):
+        return 422, "invalid_unicode", (f"'{field}' is not Unicode text: it holds a lone surrogate (an unpaired "
+                                        "\\ud800-\\udfff escape), which is no character")
+    if field in ("doc_ids", "doc_id") and kind == "too_long":
+        return 422, "too_many_doc_ids", f"'{field}' may name at most {MAX_DOC_IDS} documents"
     if field == "question":
         if kind == "missing":
             return 422, "missing_question", "the request needs a 'question'"
@@ -77,7 +83,7 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
         return 422, "invalid_citation", f"'citation' must be an answer's citation object ({field}: {err.get('msg', '')})"
     if field in ("comment", "answer"):
         limit = MAX_QUESTION_CHARS if field == "comment" else MAX_ANSWER_CHARS
-        if kind == "string_too_long":
+        if kind in ("string_too_long", "too_long"):  # the latter: the limit of an optional Text
             return 422, f"{field}_too_long", f"the {field} is longer than {limit} characters"
         return 422, f"invalid_{field}", f"'{field}' must be a string (or null) of at most {limit} characters"
     if field in ("top_k", "k"):
