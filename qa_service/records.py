@@ -737,12 +737,12 @@ class Records:
                     else:
                         logger.exception("query log: %d queries could not be written", len(rows))
                         rows = []
-                if not rows:
+                if db is not None and not locked and self._prune_due():
+                    self._prune_with(db)
+                if not rows:  # flush() returns once its rows are written, and retention applied if due
                     for event in waiting:
                         event.set()
                     waiting = []
-                if db is not None and not locked and self._prune_due():
-                    self._prune_with(db)
         finally:
             if db is not None:
                 db.close()
