@@ -45,6 +45,10 @@ class UnknownDocumentError(ValueError):
         self.doc_ids = doc_ids
 
 
+class CitationRangeError(ValueError):
+    """Offsets that are no span of the document's text: 0 <= start < end <= len(text) is needed."""
+
+
 @dataclass(frozen=True)
 class Span:
     start: int
@@ -272,6 +276,23 @@ class Answerer:
         if unknown:
             raise UnknownDocumentError(unknown)
         return distinct
+
+    def quote(self, doc_id: str, start: int, end: int) -> tuple[Citation, str]:
+        """The citation of ``text[start:end]`` of document ``doc_id`` as this index gives it (title,
+        source, section), and that text: what a client's citation is checked and rebuilt from.
+
+        UnknownDocumentError for a document not in the index, CitationRangeError
+        unless ``0 <= start < end <= len(text)``.
+        """
+        document = self.bundle.documents.get(doc_id)
+        if document is None:
+            raise UnknownDocumentError([doc_id])
+        if not 0 <= start < end <= len(document.text):
+            raise CitationRangeError(
+                f"the citation's offsets {start}..{end} are no span of {doc_id}'s text "
+                f"(0 <= start < end <= {len(document.text)})"
+            )
+        return self._citation(document, start, end), document.text[start:end]
 
     def _citation(self, document: Document, start: int, end: int) -> Citation:
         section = document.section_at(start)

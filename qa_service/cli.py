@@ -204,7 +204,7 @@ def serve(
 def _check_files(settings: ServiceSettings) -> None:
     """The files the server opens at start, opened once here: a missing keys file or a records
     file of a newer version is a one-line message, not a failed start in a worker."""
-    from .records import Records, RecordsError
+    from .records import RecordsError, open_records
 
     from .settings import ApiKeysError
 
@@ -213,7 +213,7 @@ def _check_files(settings: ServiceSettings) -> None:
     except ApiKeysError as exc:
         _fail(str(exc))
     try:
-        Records(settings.feedback_path(), query_log=False).close()
+        open_records(settings).close()  # its retention periods: opening deletes what is past them
     except (RecordsError, OSError, sqlite3.Error) as exc:
         _fail(f"the records file {settings.feedback_path()} can't be used: {exc}")
 

@@ -3,30 +3,35 @@
 What is stored, and why
 -----------------------
 * ``feedback``: the widget's thumbs up / down on an answer (question, answer,
-  citation, vote, optional comment). Kept until someone deletes the file: staff
-  export it (``export_feedback``) to judge answers and grow the corpus.
+  citation, vote, optional comment). Staff export it (``export_feedback``) to
+  judge answers and grow the corpus. The caller checks what it stores: the
+  service rebuilds the citation and the answer from its index.
 * ``queries``: every question asked or searched (kind, question, answered or
   declined and why, time taken, index version, request id). Staff read it back
   as ``unanswered()``: the questions most often declined or voted down, i.e.
   what the corpus lacks. It is on by default; ``query_log=False``
   (``QA_QUERY_LOG=off``) logs nothing.
 
+The file is created readable and writable by its owner only (0600; SQLite gives
+its ``-wal`` and ``-shm`` files the same mode). A file found deleted under a
+running service is made again, empty, with its tables (the migrations), and
+the service goes on writing to the new one.
+
 Retention and purge
 -------------------
 A question may repeat what a patient told staff, so the query log never leaves
 this file and does not grow without end:
 
-* rows older than ``retention_days`` (default 30) are deleted when the file is
-  opened, then at most once an hour as new queries are written, and whenever
-  ``prune()`` is called;
-* ``purge_queries()`` deletes every logged query at once (an admin call);
+* logged queries older than ``retention_days`` (default 30) and feedback older
+  than ``feedback_days`` (default 365) are deleted when the file is opened,
+  then by the writer thread every ``prune_every`` (default an hour, whether or
+  not anything new was written), and whenever ``prune()`` is called;
+* ``purge_queries()`` and ``purge_feedback()`` delete every row of either at
+  once (admin calls);
 * every connection runs with ``PRAGMA secure_delete=ON`` so deleted text is
   overwritten with zeros rather than left in free pages, and a purge
   checkpoints and truncates the write-ahead log so no old copy of a page
   remains in it.
-
-Feedback is not subject to retention: a vote is a deliberate act whose record
-staff asked for.
 
 Schema versions
 ---------------
@@ -36,37 +41,61 @@ a ``feedback`` table, user_version 0); ``MIGRATIONS`` bring either up to
 ``SCHEMA_VERSION``, one transaction a step. A file newer than this code is
 refused with ``RecordsVersionError`` rather than misread.
 
-Threads
--------
-The server calls one ``Records`` from many threads. ``log_query`` only puts a
-row on a queue: one background writer thread inserts what is queued in one
-transaction, so a request never waits on the disk. Everything else opens a
-connection for the call (the file is in WAL mode: readers do not block the
-writer). Call ``close()`` at shutdown (it writes what is queued); ``flush()``
-waits until what was queued so far is written.
+Threads, and a locked file
+--------------------------
+The server calls one ``Records`` from many threads, and none of its calls may
+hold up an answer. ``log_query`` only puts a row on a queue: one background
+writer thread inserts what is queued in one transaction; while the file is
+locked it keeps the rows and tries again, so they land once the lock is gone.
+Everything else opens a connection for the call (the file is in WAL mode:
+readers do not block the writer) and waits at most ``busy_timeout`` seconds
+(default 1) for another connection's lock, then raises ``RecordsUnavailable``.
+The server runs those calls on the records' own small pool (``submit``,
+``run``), never on the threads that answer questions. Call ``close()`` at
+shutdown (it writes what is queued); ``flush()`` waits until what was queued
+so far is written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import logging
+import os
 import queue
+import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 10.0
-"""How long a connection waits for another writer's lock before giving up."""
+BUSY_TIMEOUT_S = 1.0
+"""Default of how long a call waits for another connection's lock before giving up (RecordsUnavailable)."""
+
+OPEN_TIMEOUT_S = 10.0
+"""How long opening the file at start waits for a lock (another worker process migrating it, say)."""
 
 PRUNE_EVERY = timedelta(hours=1)
-"""The writer applies retention at most this often; opening the file always does."""
+"""Default of how often the writer applies retention (opening the file always does)."""
+
+PRUNE_RETRY_S = 60.0
+"""After a prune that failed (the file locked), the writer tries again this much later."""
+
+RETRY_S = 0.5
+"""While queued rows could not be written (the file locked), the writer tries again this often."""
 
 QUEUE_LIMIT = 10_000
 """Queries waiting for the writer; beyond this they are dropped (and a warning logged), never waited for."""
@@ -79,6 +108,15 @@ GATHER_S = 1.0
 
 EXPORT_PAGE = 500
 """Feedback rows read per connection while exporting (no read transaction held across a slow client)."""
+
+POOL_THREADS = 2
+"""Threads that run the records' calls for the server (``submit``): a locked file holds these, not a request's."""
+
+SUBMIT_LIMIT = 32
+"""Calls waiting for or running on those threads; beyond this ``submit`` refuses at once (RecordsUnavailable)."""
+
+FILE_MODE = 0o600
+"""A new records file is readable and writable by its owner only; SQLite gives -wal and -shm the same mode."""
 
 QUERY_KINDS = ("ask", "search")
 
@@ -96,8 +134,49 @@ def _one_line(encoded: str) -> str:
     return encoded.translate(_LINE_BREAKS)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with any lone surrogate (JSON's ``"\\ud800"`` decodes to one: no character, and UTF-8,
+    SQLite and JSON writers refuse it) replaced by U+FFFD, so it can be stored."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether a SQLite error is another connection's lock (as opposed to a broken file)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.OperationalError) and code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _create_private(path: Path) -> bool:
+    """Create ``path`` empty with FILE_MODE (an empty file is an empty SQLite database); False if it exists."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        return False
+    return True
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` (the records file's), held while a deleted file is made again, so
+    that worker processes over one file don't each make it (and remove the other's fresh -wal)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class RecordsError(Exception):
     """The file cannot be used as a records file."""
+
+
+class RecordsUnavailable(RecordsError):
+    """The file can't be read or written now: locked by another connection past the busy timeout, or
+    unreadable. Nothing was stored; the caller may try again later."""
 
 
 class RecordsVersionError(RecordsError):
@@ -209,8 +288,11 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring the file to SCHEMA_VERSION, one transaction a step.
 
     The version is read again inside each write transaction, so two processes
-    opening the same old file at once do not both run a step.
+    opening the same old file at once do not both run a step. A file already at
+    SCHEMA_VERSION is left without taking the write lock.
     """
+    if _user_version(db) == SCHEMA_VERSION:
+        return
     while True:
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -256,11 +338,19 @@ LIMIT ?
 # latest wording.
 
 
+_T = TypeVar("_T")
+_Identity = tuple[int, int]
+"""A file as (device, inode): what tells the file opened from a new one at the same path."""
+
+
 class Records:
     """Feedback and the query log in one SQLite file; see the module docstring.
 
-    ``now`` gives the current time (aware datetime); tests pass a clock of
-    their own to write rows "in the past" and to move past the retention period.
+    ``retention_days`` keeps logged queries, ``feedback_days`` feedback;
+    ``prune_every`` is how often the writer applies both; ``busy_timeout`` is how
+    long a call waits for another connection's lock (seconds). ``now`` gives the
+    current time (aware datetime); tests pass a clock of their own to write rows
+    "in the past" and to move past the retention period.
     """
 
     def __init__(
@@ -269,28 +359,40 @@ class Records:
         query_log: bool = True,
         retention_days: float = 30.0,
         *,
+        feedback_days: float = 365.0,
+        prune_every: timedelta = PRUNE_EVERY,
+        busy_timeout: float = BUSY_TIMEOUT_S,
         now: Callable[[], datetime] = _utc_now,
     ) -> None:
-        if retention_days <= 0:
-            raise ValueError(f"retention_days must be positive, got {retention_days}")
+        if retention_days <= 0 or feedback_days <= 0:
+            raise ValueError(f"retention periods must be positive, got {retention_days} and {feedback_days}")
+        if prune_every <= timedelta(0) or busy_timeout < 0:
+            raise ValueError(f"prune_every must be positive and busy_timeout not negative, got "
+                             f"{prune_every} and {busy_timeout}")
         self.path = Path(path)
         self.query_log = query_log
         self.retention = timedelta(days=retention_days)
+        self.feedback_retention = timedelta(days=feedback_days)
+        self.prune_every = prune_every
+        self.busy_timeout = busy_timeout
         self._now = now
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # QA_FEEDBACK_DB may name a new folder
-        self._open_file()
+        self._identity: _Identity | None = None
+        self._reopening = threading.Lock()
+        self._open_file(max(busy_timeout, OPEN_TIMEOUT_S))
+        self._pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="qa-records")
+        self._slots = threading.BoundedSemaphore(SUBMIT_LIMIT)
         self._queue: queue.Queue[_QueuedQuery | threading.Event | None] = queue.Queue(QUEUE_LIMIT)
         self._writer: threading.Thread | None = None
-        if query_log:
-            self._writer = threading.Thread(target=self._write_queued, name="qa-query-log", daemon=True)
-            self._writer.start()
+        # The writer applies retention on a timer even when nothing is logged (the feedback ages too).
+        self._writer = threading.Thread(target=self._write_queued, name="qa-records-writer", daemon=True)
+        self._writer.start()
 
     # connections and setup
 
-    def _connect(self) -> sqlite3.Connection:
+    def _raw_connect(self, timeout: float) -> sqlite3.Connection:
         """A connection in autocommit mode: transactions are begun explicitly where needed."""
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         db.execute("PRAGMA secure_delete = ON")  # per connection: deleted text is zeroed, not left behind
         # With WAL, NORMAL syncs at checkpoints rather than every commit: a power cut may lose the last
         # moments of the log, never corrupt the file (an fsync a request would cost the server its disk).
@@ -298,22 +400,100 @@ class Records:
         db.create_function("qa_normalise", 1, normalise_question, deterministic=True)
         return db
 
-    def _open_file(self) -> None:
-        """Refuse a newer file, switch to WAL, migrate, and apply retention once."""
-        with closing(self._connect()) as db:
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the file now at ``path`` for one call; any failure is RecordsUnavailable."""
+        try:
+            self._ensure_file()
+            with closing(self._raw_connect(self.busy_timeout)) as db:
+                yield db
+        except RecordsUnavailable:
+            raise
+        except (sqlite3.Error, OSError, RecordsError) as exc:
+            raise RecordsUnavailable(f"the records file {self.path} can't be used now: {exc}") from exc
+
+    def _open_file(self, timeout: float) -> None:
+        """Create the file (owner only) if need be, refuse a newer one, switch to WAL, migrate, and apply
+        retention once."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # QA_FEEDBACK_DB may name a new folder
+        if not _create_private(self.path):
+            mode = stat.S_IMODE(os.stat(self.path).st_mode)
+            if mode & 0o077:
+                logger.warning("the records file %s can be read by others (mode %o): chmod 600 it",
+                               self.path, mode)
+        with closing(self._raw_connect(timeout)) as db:
             found = _user_version(db)
             if found > SCHEMA_VERSION:  # checked before WAL is set, so a refused file is left as it was
                 raise RecordsVersionError(self.path, found, SCHEMA_VERSION)
             db.execute("PRAGMA journal_mode = WAL")
             _migrate(db, self.path)
             self._last_prune = self._now()
-            self._delete_expired(db, self._last_prune)
+            self._next_prune = time.monotonic() + self.prune_every.total_seconds()
+            try:
+                self._delete_expired(db, self._last_prune)
+            except sqlite3.OperationalError as exc:  # locked: the writer's timer prunes later
+                if not _is_busy(exc):
+                    raise
+                self._next_prune = time.monotonic()
+        self._identity = self._identity_now()
+
+    def _identity_now(self) -> _Identity | None:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _ensure_file(self) -> _Identity | None:
+        """The file at ``path``, as opened: one found deleted is made again (empty, with its tables) and
+        one found replaced is opened (and migrated). Returns its identity."""
+        if (found := self._identity_now()) is not None and found == self._identity:
+            return found
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # the folder may be gone too
+        with self._reopening, _folder_lock(self.path.parent):
+            # Looked at again under both locks: another thread, or another worker process over the
+            # same file, may have just made it again (then its -wal holds rows: it must not be removed).
+            found = self._identity_now()
+            if found is not None and found == self._identity:
+                return found
+            if found is None:
+                logger.warning("the records file %s was deleted: a new, empty one is made", self.path)
+                # The deleted database's write-ahead log and index must not be read into the new one.
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            else:
+                logger.warning("the records file %s was replaced: the new one is opened", self.path)
+            self._open_file(self.busy_timeout)
+            return self._identity
 
     @property
     def schema_version(self) -> int:
         """The version the file is at (SCHEMA_VERSION once opened)."""
-        with closing(self._connect()) as db:
+        with self._session() as db:
             return _user_version(db)
+
+    # the server's calls, on the records' own threads
+
+    def submit(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """Run ``call(*args, **kwargs)`` on the records' own threads, never the caller's.
+
+        A locked file then holds one of these threads for at most ``busy_timeout``,
+        not a thread that answers questions. When SUBMIT_LIMIT calls are already
+        waiting or running, raises RecordsUnavailable at once instead of queueing.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise RecordsUnavailable(f"the records file {self.path} is busy: {SUBMIT_LIMIT} calls are waiting")
+        try:
+            future = self._pool.submit(call, *args, **kwargs)
+        except RuntimeError as exc:  # the pool is shut down: the store is closed
+            self._slots.release()
+            raise RecordsUnavailable(f"the records file {self.path} is closed") from exc
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+    async def run(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """``submit`` for a coroutine: await the call's result (or its exception)."""
+        return await asyncio.wrap_future(self.submit(call, *args, **kwargs))
 
     # feedback
 
@@ -325,7 +505,7 @@ class Records:
             raise ValueError(f"vote must be 'up' or 'down', got {vote!r}")
         # compact and unescaped, as pydantic's model_dump_json wrote it before
         citation_json = json.dumps(citation, ensure_ascii=False, separators=(",", ":"))
-        with closing(self._connect()) as db:
+        with self._session() as db:
             cursor = db.execute(
                 "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -337,24 +517,34 @@ class Records:
     def export_feedback(self) -> Iterator[str]:
         """Every feedback row, oldest first, one JSON object a line (FeedbackStore.export's shape).
 
-        Read a page at a time with a connection per page, so a slow download
+        The first page is read by this call, so a file that can't be read raises
+        RecordsUnavailable here rather than in the middle of a download. The rest
+        is read a page at a time with a connection per page, so a slow download
         neither holds a read transaction nor needs to stay on one thread.
         """
-        last_id = 0
+        return self._export_from(self._feedback_page(0))
+
+    def _feedback_page(self, after_id: int) -> list[sqlite3.Row]:
         columns = ", ".join(_FEEDBACK_COLUMNS)
+        with self._session() as db:
+            db.row_factory = sqlite3.Row
+            return db.execute(
+                f"SELECT {columns} FROM feedback WHERE id > ? ORDER BY id LIMIT ?", (after_id, EXPORT_PAGE)
+            ).fetchall()
+
+    def _export_from(self, rows: list[sqlite3.Row]) -> Iterator[str]:
         while True:
-            with closing(self._connect()) as db:
-                db.row_factory = sqlite3.Row
-                rows = db.execute(
-                    f"SELECT {columns} FROM feedback WHERE id > ? ORDER BY id LIMIT ?", (last_id, EXPORT_PAGE)
-                ).fetchall()
             for row in rows:
                 record = dict(row)
                 record["citation"] = json.loads(record["citation"])
                 yield _one_line(json.dumps(record, ensure_ascii=False)) + "\n"
             if len(rows) < EXPORT_PAGE:
                 return
-            last_id = rows[-1]["id"]
+            rows = self._feedback_page(rows[-1]["id"])
+
+    def purge_feedback(self) -> int:
+        """Delete every feedback row now; return how many (see ``purge_queries`` for how)."""
+        return self._purge("feedback")
 
     # the query log
 
@@ -373,12 +563,14 @@ class Records:
 
         A no-op when the log is off or the store closed; if the queue is full
         (the disk stalled) the row is dropped with a warning: a request is never
-        slowed or failed for the log's sake.
+        slowed or failed for the log's sake. A lone surrogate in the question is
+        stored as U+FFFD (it can't be encoded, and would fail the writer's batch).
         """
         if kind not in QUERY_KINDS:
             raise ValueError(f"kind must be one of {QUERY_KINDS}, got {kind!r}")
         if not self.query_log or self._closed:
             return
+        question = _encodable(question)
         row: _QueuedQuery = (
             _timestamp(self._now()), kind, question, normalise_question(question), int(answered), reason,
             float(took_ms), index_version, request_id,
@@ -395,7 +587,7 @@ class Records:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        with closing(self._connect()) as db:
+        with self._session() as db:
             rows = db.execute(_UNANSWERED, (limit,)).fetchall()
         return [
             UnansweredQuestion(
@@ -411,88 +603,183 @@ class Records:
     def purge_queries(self) -> int:
         """Delete every logged query, including any still queued; return how many.
 
-        secure_delete zeroes the rows' pages; the checkpoint then copies those
-        pages into the main file and truncates the write-ahead log, which still
-        held the text from before.
+        Raises RecordsUnavailable when the queued ones can't be written first
+        (the file locked), rather than leave them to be written after the purge.
         """
-        self.flush()
-        with closing(self._connect()) as db:
-            deleted = db.execute("DELETE FROM queries").rowcount
+        if not self.flush(timeout=self.busy_timeout + GATHER_S + RETRY_S):
+            raise RecordsUnavailable(f"the records file {self.path} is locked: queued queries are not written yet")
+        return self._purge("queries")
+
+    def _purge(self, table: str) -> int:
+        """Delete every row of ``table``. secure_delete zeroes the rows' pages; the checkpoint then copies
+        those pages into the main file and truncates the write-ahead log, which still held the text."""
+        with self._session() as db:
+            deleted = db.execute(f"DELETE FROM {table}").rowcount
             busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
-            logger.warning("query log purged, but a reader kept the write-ahead log from being truncated")
+            logger.warning("%s purged, but a reader kept the write-ahead log from being truncated", table)
         return int(deleted)
 
+    # retention
+
     def prune(self) -> int:
-        """Apply retention now: delete logged queries older than the retention period; return how many."""
+        """Apply retention now: delete logged queries and feedback older than their periods; return how many."""
         now = self._now()
-        with closing(self._connect()) as db:
+        with self._session() as db:
             deleted = self._delete_expired(db, now)
-        self._last_prune = now
+        self._pruned(now)
         return deleted
 
+    def _pruned(self, now: datetime) -> None:
+        self._last_prune = now
+        self._next_prune = time.monotonic() + self.prune_every.total_seconds()
+
+    def _prune_due(self) -> bool:
+        return time.monotonic() >= self._next_prune or self._now() - self._last_prune >= self.prune_every
+
     def _delete_expired(self, db: sqlite3.Connection, now: datetime) -> int:
-        cutoff = _timestamp(now - self.retention)
-        return int(db.execute("DELETE FROM queries WHERE created_at < ?", (cutoff,)).rowcount)
+        queries = db.execute("DELETE FROM queries WHERE created_at < ?", (_timestamp(now - self.retention),))
+        feedback = db.execute(
+            "DELETE FROM feedback WHERE created_at < ?", (_timestamp(now - self.feedback_retention),)
+        )
+        return int(queries.rowcount) + int(feedback.rowcount)
 
     # the writer
 
-    def flush(self) -> None:
-        """Wait until every query queued before this call is written (for tests and shutdown)."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every query queued before this call is written (for tests, reports and shutdown).
+
+        False if that took longer than ``timeout`` seconds (the file locked: the
+        rows stay queued and are written once it is free).
+        """
         writer = self._writer
         if writer is None or not writer.is_alive():
-            return
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
         written = threading.Event()
-        self._queue.put(written)
+        try:
+            self._queue.put(written, timeout=timeout)
+        except queue.Full:
+            return False
         while not written.wait(0.1):
             if not writer.is_alive():
-                return
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
 
     def close(self) -> None:
-        """Write what is queued and stop the writer. Queries logged after this are ignored."""
+        """Write what is queued and stop the writer and the pool. Queries logged after this are ignored."""
         if self._closed:
             return
         self._closed = True
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _take(self, timeout: float) -> list[_QueuedQuery | threading.Event | None]:
+        """What is queued: the first item within ``timeout`` seconds (none: an empty list), then what
+        arrives in the GATHER_S after it (one transaction a second under load, not one a request: each
+        costs the request threads the interpreter lock, and the disk a write)."""
+        try:
+            batch = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + GATHER_S
+        while len(batch) < BATCH_LIMIT and isinstance(batch[-1], tuple):
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
 
     def _write_queued(self) -> None:
-        """The writer thread: take what is queued, insert it in one transaction, repeat until closed."""
-        with closing(self._connect()) as db:
-            stopping = False
+        """The writer thread: write what is queued, in one transaction, until closed; keep rows the locked
+        file refused and try again; apply retention when it is due."""
+        db: sqlite3.Connection | None = None
+        opened: _Identity | None = None
+        rows: list[_QueuedQuery] = []
+        waiting: list[threading.Event] = []
+        stopping = False
+        locked = False
+        try:
             while not stopping:
-                batch = [self._queue.get()]
-                # Gather for a moment: one transaction a second under load, not one a request (each
-                # costs the request threads the interpreter lock, and the disk a write).
-                deadline = time.monotonic() + GATHER_S
-                while len(batch) < BATCH_LIMIT and isinstance(batch[-1], tuple):
-                    try:
-                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
-                rows = [item for item in batch if isinstance(item, tuple)]
-                stopping = None in batch
+                wait = RETRY_S if rows else max(0.0, self._next_prune - time.monotonic())
+                for item in self._take(wait):
+                    if item is None:
+                        stopping = True
+                    elif isinstance(item, threading.Event):
+                        waiting.append(item)
+                    else:
+                        rows.append(item)
+                if len(rows) > QUEUE_LIMIT:
+                    logger.warning("query log: the file is locked; %d queries are dropped", len(rows) - QUEUE_LIMIT)
+                    del rows[:-QUEUE_LIMIT]
                 try:
+                    # the file now at the path: a deleted one is made again, and written to from then on
+                    if db is None or opened != self._ensure_file():
+                        if db is not None:
+                            db.close()
+                            db = None
+                        opened = self._identity
+                        db = self._raw_connect(self.busy_timeout)
                     self._insert(db, rows)
-                except Exception:  # the log must outlive a bad disk moment; the rows are lost, not the writer
-                    logger.exception("query log: %d queries could not be written", len(rows))
-                finally:
-                    for item in batch:
-                        if isinstance(item, threading.Event):
-                            item.set()
+                    rows = []
+                    if locked:
+                        logger.info("query log: the records file is free again; queued queries written")
+                        locked = False
+                except Exception as exc:  # the log must outlive a bad disk moment
+                    if _is_busy(exc) and not stopping:
+                        if not locked:
+                            logger.warning("query log: the records file is locked; %d queries wait", len(rows))
+                            locked = True
+                    else:
+                        logger.exception("query log: %d queries could not be written", len(rows))
+                        rows = []
+                if db is not None and not locked and self._prune_due():
+                    self._prune_with(db)
+                if not rows:  # flush() returns once its rows are written, and retention applied if due
+                    for event in waiting:
+                        event.set()
+                    waiting = []
+        finally:
+            if db is not None:
+                db.close()
+            for event in waiting:
+                event.set()
 
     def _insert(self, db: sqlite3.Connection, rows: list[_QueuedQuery]) -> None:
-        if rows:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(_INSERT_QUERY, rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        if not rows:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_INSERT_QUERY, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _prune_with(self, db: sqlite3.Connection) -> None:
         now = self._now()
-        if now - self._last_prune >= PRUNE_EVERY:
-            self._last_prune = now
-            self._delete_expired(db, now)
+        try:
+            deleted = self._delete_expired(db, now)
+        except sqlite3.Error as exc:
+            logger.warning("records: retention not applied (%s); trying again in %.0f s", exc, PRUNE_RETRY_S)
+            self._next_prune = time.monotonic() + min(PRUNE_RETRY_S, self.prune_every.total_seconds())
+            return
+        self._pruned(now)
+        if deleted:
+            logger.info("records: %d rows past their retention period deleted", deleted)
+
+
+def open_records(settings: ServiceSettings) -> Records:
+    """The records file as the settings describe it (opened, migrated, retention applied, its writer
+    started): the server's, and the one ``qa serve`` checks before it starts."""
+    return Records(
+        settings.feedback_path(), settings.query_log, settings.query_log_days,
+        feedback_days=settings.feedback_days,
+        prune_every=timedelta(seconds=settings.records_prune_interval),
+        busy_timeout=settings.records_busy_timeout,
+    )

@@ -251,6 +251,24 @@ class ServiceSettings(IngestSettings):
     query_log_days: float = Field(
         30.0, gt=0, description="Logged questions older than this many days are deleted."
     )
+    feedback_days: float = Field(
+        365.0, gt=0, description="Feedback (votes and their comments) older than this many days is deleted."
+    )
+    records_prune_interval: float = Field(
+        3600.0, gt=0,
+        description=(
+            "Seconds between retention passes over the records file (logged questions and feedback past "
+            "their days are deleted), whether or not anything new was written."
+        ),
+    )
+    records_busy_timeout: float = Field(
+        1.0, ge=0.0, le=30.0,
+        description=(
+            "Seconds a feedback write or an admin report waits for another connection's lock on the records "
+            "file; then it answers 503 records_unavailable. Logged questions are not lost to a lock: they "
+            "stay queued and are written once the file is free."
+        ),
+    )
     # Access: who may ask, and how often.
     api_keys: list[str] = Field(
         [],

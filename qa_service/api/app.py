@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from ..records import Records
+from ..records import open_records
 from ..settings import ServiceSettings
 from .errors import install_error_handlers
 from .middleware import RequestContext, SecurityHeaders
@@ -43,7 +43,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
             settings.serving.request_threads or (os.cpu_count() or 1) + 1
         )
         # Opened (and migrated) at start, not when the app is made: making it touches no file.
-        app.state.records = records = Records(settings.feedback_path(), settings.query_log, settings.query_log_days)
+        app.state.records = records = open_records(settings)
         _reload_on_sighup(state)
         if load:
             state.start_loading()

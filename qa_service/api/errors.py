@@ -9,8 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..answering import UnknownDocumentError
-from .schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse
+from ..answering import CitationRangeError, UnknownDocumentError
+from ..records import RecordsUnavailable
+from .schemas import (
+    MAX_ANSWER_CHARS, MAX_DOC_ID_CHARS, MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse,
+)
 
 log = logging.getLogger("qa_service")
 
@@ -22,12 +25,15 @@ RESPONSES = {
     413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     429: {"model": ErrorResponse, "description": "Too many requests (see Retry-After)"},
-    503: {"model": ErrorResponse, "description": "Index not loaded yet"},
+    503: {"model": ErrorResponse, "description": "Index not loaded yet, or the records file can't be written now"},
 }
 """Error responses documented on every route of the API."""
 
 
 _CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+
+RECORDS_RETRY_AFTER_S = 5
+"""Retry-After of a 503 records_unavailable: a lock on the records file is usually brief."""
 
 
 def problem(status: int, code: ErrorCode | str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -65,9 +71,21 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
     if field == "vote":
         return 422, "invalid_vote", "'vote' must be \"up\" or \"down\""
     if field.startswith("citation"):
+        if field == "citation.doc_id" and kind == "string_too_long":
+            return 422, "doc_id_too_long", f"the citation's doc_id is longer than {MAX_DOC_ID_CHARS} characters"
+        if field in ("citation", "citation.start", "citation.end") and kind in (
+            "greater_than_equal", "greater_than", "citation_range"
+        ):
+            return 422, "citation_out_of_range", (
+                f"the citation's offsets are no span of a document ({field}: {err.get('msg', '')}); "
+                "0 <= start < end <= the text's length is needed"
+            )
         return 422, "invalid_citation", f"'citation' must be an answer's citation object ({field}: {err.get('msg', '')})"
-    if field == "comment":
-        return 422, "comment_too_long", f"the comment is longer than {MAX_QUESTION_CHARS} characters"
+    if field in ("comment", "answer"):
+        limit = MAX_QUESTION_CHARS if field == "comment" else MAX_ANSWER_CHARS
+        if kind in ("string_too_long", "too_long"):  # the latter: the limit of an optional Text
+            return 422, f"{field}_too_long", f"the {field} is longer than {limit} characters"
+        return 422, f"invalid_{field}", f"'{field}' must be a string (or null) of at most {limit} characters"
     if field in ("top_k", "k"):
         return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K}"
     if field == "q":
@@ -95,6 +113,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownDocumentError)
     async def _unknown_doc(_: Request, exc: UnknownDocumentError) -> JSONResponse:
         return error_response(422, "unknown_doc_id", str(exc))
+
+    @app.exception_handler(CitationRangeError)
+    async def _out_of_range(_: Request, exc: CitationRangeError) -> JSONResponse:
+        return error_response(422, "citation_out_of_range", str(exc))
+
+    @app.exception_handler(RecordsUnavailable)
+    async def _records_unavailable(_: Request, exc: RecordsUnavailable) -> JSONResponse:
+        log.warning("records unavailable: %s", exc)
+        return error_response(
+            503, "records_unavailable", "the records file can't be written or read now; try again shortly",
+            {"Retry-After": str(RECORDS_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover

@@ -5,13 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 20
 MAX_DOC_IDS = 1000
 """Most doc_ids a question may be restricted to (repeats count; each document is searched once)."""
+MAX_ANSWER_CHARS = 20_000
+"""Longest answer text (and cited span) feedback may be about."""
+MAX_DOC_ID_CHARS = 256
 
 
 def _unicode(value: str) -> str:
@@ -121,10 +124,31 @@ class DocumentDetail(DocumentSummary):
     text: str
 
 
+class CitedSpan(BaseModel):
+    """The citation of the answer voted on. Only ``doc_id``, ``start`` and ``end`` are read; the other
+    fields of an answer's citation (title, source, section) may be sent as they came and are ignored:
+    the stored citation is rebuilt from the index."""
+
+    doc_id: Text = Field(max_length=MAX_DOC_ID_CHARS)
+    start: int = Field(ge=0, description="Offset of the first character in the document's canonical text.")
+    end: int = Field(gt=0, description="Offset one past the last character (at most the text's length).")
+
+    @model_validator(mode="after")
+    def _a_span(self) -> CitedSpan:
+        if self.end <= self.start:
+            raise PydanticCustomError("citation_range", "end must be past start")
+        if self.end - self.start > MAX_ANSWER_CHARS:
+            raise PydanticCustomError("citation_range", f"a span longer than {MAX_ANSWER_CHARS} characters")
+        return self
+
+
 class FeedbackRequest(BaseModel):
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    citation: Citation = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
-    answer: Text | None = Field(None, max_length=20_000, description="The answer's text.")
+    citation: CitedSpan = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
+    answer: Text | None = Field(
+        None, max_length=MAX_ANSWER_CHARS,
+        description="The answer's text (optional; the stored answer is the document's text[start:end]).",
+    )
     vote: Literal["up", "down"]
     comment: Text | None = Field(None, max_length=MAX_QUESTION_CHARS)
 
@@ -152,7 +176,12 @@ class ErrorCode(StrEnum):
     INVALID_BODY = "invalid_body"
     INVALID_VOTE = "invalid_vote"
     INVALID_CITATION = "invalid_citation"
+    CITATION_OUT_OF_RANGE = "citation_out_of_range"
+    DOC_ID_TOO_LONG = "doc_id_too_long"
     COMMENT_TOO_LONG = "comment_too_long"
+    INVALID_COMMENT = "invalid_comment"
+    ANSWER_TOO_LONG = "answer_too_long"
+    INVALID_ANSWER = "invalid_answer"
     INVALID_UNICODE = "invalid_unicode"
     INVALID_REQUEST = "invalid_request"
     # 401 / 403 / 429: who may call, and how often
@@ -167,6 +196,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RELOAD_REFUSED = "reload_refused"
     NOT_READY = "not_ready"
+    RECORDS_UNAVAILABLE = "records_unavailable"
     HTTP_ERROR = "http_error"
     INTERNAL_ERROR = "internal_error"
 
@@ -198,4 +228,4 @@ class UnansweredQuestion(BaseModel):
 
 
 class PurgeResponse(BaseModel):
-    deleted: int = Field(description="Logged questions deleted.")
+    deleted: int = Field(description="Rows deleted (logged questions, or votes).")

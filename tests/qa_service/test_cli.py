@@ -354,6 +354,40 @@ def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSetti
         assert "Traceback" not in result.stderr
 
 
+def test_serve_keeps_the_records_its_retention_settings_keep(seed_settings: ServiceSettings, tmp_path: Path) -> None:
+    """The check ``qa serve`` makes of the records file before it starts opens it with the configured
+    retention periods (opening applies them): not the defaults, which would delete a 60-day-old question
+    kept for 90 days, or a 400-day-old vote kept for 1000."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    from qa_service.records import Records
+
+    path = tmp_path / "records.sqlite3"
+    Records(path, retention_days=10_000, feedback_days=10_000).close()
+
+    def ago(days: int) -> str:
+        return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+
+    with sqlite3.connect(path) as db:
+        for days in (60, 100):
+            db.execute("INSERT INTO queries (created_at, kind, question, question_norm, answered, took_ms,"
+                       " index_version) VALUES (?, 'ask', ?, ?, 1, 1.0, 'old')", (ago(days), f"{days}", f"{days}"))
+        for days in (400, 1100):
+            db.execute("INSERT INTO feedback (created_at, question, doc_id, citation, vote, comment)"
+                       " VALUES (?, 'q', 'd', '{}', 'up', ?)", (ago(days), f"{days}"))
+    proc, base = _serve("--index", str(seed_settings.index_dir), QA_FEEDBACK_DB=str(path),
+                        QA_QUERY_LOG_DAYS="90", QA_FEEDBACK_DAYS="1000")
+    try:
+        wait_ready(base + "/readyz", process=proc)
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT question FROM queries ORDER BY id").fetchall() == [("60",)]
+            assert db.execute("SELECT comment FROM feedback ORDER BY id").fetchall() == [("400",)]
+    finally:
+        proc.terminate()
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+
+
 @pytest.mark.parametrize("trusted,statuses", [("127.0.0.1", [200, 200]), ("10.9.8.7", [200, 429])])
 def test_serve_believes_x_forwarded_for_only_from_the_proxies_it_is_told(
     seed_settings: ServiceSettings, trusted: str, statuses: list[int]

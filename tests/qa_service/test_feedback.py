@@ -89,3 +89,89 @@ def test_export_is_oldest_first(client: httpx.Client) -> None:
     assert [r["created_at"] for r in records] == sorted(r["created_at"] for r in records)
     mine = [r["comment"] for r in records if r["id"] in ids]
     assert mine == ["first", "second", "third"]
+
+
+# --- the citation is the index's, every field capped, text that is text --------------------------------
+
+
+def _document_length(client: httpx.Client, doc_id: str) -> int:
+    return len(client.get(f"/v1/documents/{doc_id}").json()["text"])
+
+
+def test_the_stored_citation_and_answer_are_rebuilt_from_the_index(
+    client: httpx.Client, seed_settings: ServiceSettings
+) -> None:
+    question, answer = _an_answer(client)
+    cited = answer["citation"]
+    forged = {**cited, "title": "T" * 120_000, "source": "https://evil.example", "section": "Forged"}
+    sent = {"question": question, "citation": forged, "answer": "not what the document says", "vote": "up"}
+    response = client.post("/v1/feedback", json=sent)
+    assert response.status_code == 201, response.text
+
+    with sqlite3.connect(seed_settings.feedback_path()) as db:
+        stored_answer, stored_citation = db.execute(
+            "SELECT answer, citation FROM feedback WHERE id = ?", (response.json()["id"],)
+        ).fetchone()
+    assert json.loads(stored_citation) == cited  # title, source and section as the index has them
+    text = client.get(f"/v1/documents/{cited['doc_id']}").json()["text"]
+    assert stored_answer == text[cited["start"]:cited["end"]] == answer["text"]
+
+
+def test_citations_and_fields_out_of_bounds_get_clear_codes(client: httpx.Client) -> None:
+    question, answer = _an_answer(client)
+    cited = answer["citation"]
+    length = _document_length(client, cited["doc_id"])
+    good = {"question": question, "citation": cited, "vote": "down"}
+    before = client.get("/v1/admin/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text.count("\n")
+    cases = [
+        ({**good, "citation": {**cited, "start": -5}}, "citation_out_of_range"),
+        ({**good, "citation": {**cited, "end": 1e15}}, "citation_out_of_range"),
+        ({**good, "citation": {**cited, "end": length + 1}}, "citation_out_of_range"),
+        ({**good, "citation": {**cited, "start": 10, "end": 10}}, "citation_out_of_range"),
+        ({**good, "citation": {**cited, "start": 0, "end": 20_001}}, "citation_out_of_range"),
+        ({**good, "citation": {**cited, "start": "the beginning"}}, "invalid_citation"),
+        ({**good, "citation": {**cited, "doc_id": "d" * 257}}, "doc_id_too_long"),
+        ({**good, "citation": {**cited, "doc_id": "no-such-doc"}}, "unknown_doc_id"),
+        ({**good, "answer": "a" * 20_001}, "answer_too_long"),
+        ({**good, "answer": ["a list"]}, "invalid_answer"),
+        ({**good, "comment": "c" * 2001}, "comment_too_long"),
+        ({**good, "comment": 42}, "invalid_comment"),
+        ({**good, "comment": {"text": "an object"}}, "invalid_comment"),
+        ({**good, "question": "q" * 2001}, "question_too_long"),
+    ]
+    for body, code in cases:
+        response = client.post("/v1/feedback", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, code), body
+        assert len(response.text) < 2000  # the message names the problem, it does not echo the input
+    after = client.get("/v1/admin/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text.count("\n")
+    assert after == before
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(client: httpx.Client) -> None:
+    question, answer = _an_answer(client)
+    cited = answer["citation"]
+
+    def post(**fields: object) -> httpx.Response:
+        body = {"question": question, "citation": cited, "vote": "up", **fields}
+        # \ud800 written as JSON's escape: a str holding it can't be encoded to send (nor to store)
+        raw = json.dumps(body).replace("LONE", "\\ud800")
+        return client.post("/v1/feedback", content=raw.encode(), headers={"content-type": "application/json"})
+
+    for fields in ({"question": "What is LONE?"}, {"comment": "LONE"}, {"answer": "LONE"},
+                   {"citation": {**cited, "doc_id": "LONE"}}):
+        response = post(**fields)
+        assert response.status_code == 422, (fields, response.text)
+        assert response.json()["error"]["code"] == "invalid_unicode"
+    # a title is not read (the index's is stored), so one holding a surrogate is no error
+    assert post(citation={**cited, "title": "LONE"}).status_code == 201
+
+
+def test_feedback_waits_for_the_index(tmp_path) -> None:  # noqa: ANN001
+    settings = ServiceSettings(index_dir=tmp_path / "index", feedback_db=tmp_path / "records.sqlite3")
+    with LiveServer(create_app(settings, load=False), ready_path="/healthz") as live:
+        sent = {"question": "Can I drive?", "vote": "up",
+                "citation": {"doc_id": "anything", "title": "", "source": "", "section": None, "start": 0, "end": 5}}
+        response = httpx.post(live.url + "/v1/feedback", json=sent)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+    with sqlite3.connect(settings.feedback_db) as db:
+        assert db.execute("SELECT COUNT(*) FROM feedback").fetchone() == (0,)

@@ -7,21 +7,30 @@ documented way to age rows without waiting.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from qa_service.records import (
     SCHEMA_VERSION,
     Records,
     RecordsError,
+    RecordsUnavailable,
     RecordsVersionError,
     UnansweredQuestion,
 )
+from qa_service.settings import ServiceSettings
+from tests.conftest import ADMIN_TOKEN, LiveServer
 
 
 # FeedbackStore's table, copied verbatim from qa_service/feedback.py as it shipped (user_version 0).
@@ -261,7 +270,7 @@ def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_r
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", old_rows)
     assert rows(path, "PRAGMA user_version") == [(0,)]
 
-    records = open_records(path)
+    records = open_records(path, now=Clock())  # within a year of the old votes: feedback retention keeps them
     assert records.schema_version == SCHEMA_VERSION == 2
     exported = [json.loads(line) for line in records.export_feedback()]
     assert [(r["id"], r["created_at"], r["question"], r["vote"], r["comment"]) for r in exported] == [
@@ -276,7 +285,7 @@ def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_r
 
     # opening again changes nothing
     tables = rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
-    again = open_records(path)
+    again = open_records(path, now=Clock())
     assert again.schema_version == SCHEMA_VERSION
     assert rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == tables
     assert len(list(again.export_feedback())) == 3
@@ -334,3 +343,309 @@ def test_close_writes_what_is_queued(tmp_path: Path) -> None:
     records.close()  # twice is harmless
     log(records, "after close")  # ignored, not an error
     assert rows(path, "SELECT COUNT(*) FROM queries") == [(100,)]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``check`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+class Lock:
+    """Another connection holding the records file's write lock (BEGIN EXCLUSIVE) until released.
+
+    The file is in WAL mode, so this stops writers only: readers go on reading what is committed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+
+# --- the store on its own: a locked, deleted or ageing file ------------------------------------------
+
+
+def test_a_locked_file_refuses_feedback_quickly_and_keeps_logged_queries(
+    tmp_path: Path, open_records: OpenRecords
+) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path, busy_timeout=0.2)
+    lock = Lock(path)
+    try:
+        began = time.monotonic()
+        with pytest.raises(RecordsUnavailable):
+            vote(records, "Can I drive?", "up")
+        assert time.monotonic() - began < 5
+        log(records, "asked while the file was locked", request_id="locked-1")
+        assert records.flush(timeout=1.5) is False  # not written yet: it waits, it is not dropped
+        assert [q.question for q in records.unanswered()] == []  # reading is not blocked
+    finally:
+        lock.release()
+    assert records.flush(timeout=20)
+    assert rows(path, "SELECT question FROM queries WHERE request_id = 'locked-1'") == [
+        ("asked while the file was locked",)
+    ]
+    assert rows(path, "SELECT COUNT(*) FROM feedback") == [(0,)]
+
+
+def test_a_deleted_file_is_made_again_and_written_to(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    vote(records, "Before the deletion?", "up")
+    log(records, "logged before")
+    records.flush()
+    path.unlink()  # as `rm` would: its -wal and -shm are left behind
+
+    assert vote(records, "After the deletion?", "down") == 1  # a new file: ids start again
+    log(records, "logged after")
+    records.flush()
+    assert rows(path, "SELECT question FROM feedback") == [("After the deletion?",)]
+    assert rows(path, "SELECT question FROM queries") == [("logged after",)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert {q.question for q in records.unanswered()} == {"After the deletion?", "logged after"}
+    assert mode(path) == 0o600
+
+
+def test_the_file_and_its_wal_and_shm_are_private(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    vote(records, "Can I drive?", "up")
+    log(records, "Can I drive?")
+    records.flush()
+    files = {p.name: mode(p) for p in tmp_path.iterdir()}
+    assert files == {"records.sqlite3": 0o600, "records.sqlite3-wal": 0o600, "records.sqlite3-shm": 0o600}
+
+
+def test_retention_runs_on_a_timer_and_ages_feedback_too(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    clock = Clock()
+    records = open_records(path, retention_days=1, feedback_days=10, prune_every=timedelta(seconds=0.3), now=clock)
+    log(records, "old question")
+    vote(records, "old vote", "down")
+    records.flush()
+    clock.advance(days=5)
+    vote(records, "newer vote", "up")
+    # nothing more is written: the writer's timer deletes the question (5 days old), not the votes
+    assert wait_for(lambda: rows(path, "SELECT COUNT(*) FROM queries") == [(0,)])
+    assert rows(path, "SELECT question FROM feedback ORDER BY id") == [("old vote",), ("newer vote",)]
+    clock.advance(days=6)  # the old vote is 11 days old
+    assert wait_for(lambda: rows(path, "SELECT question FROM feedback") == [("newer vote",)])
+    assert records.prune() == 0
+
+
+def test_purge_feedback_deletes_every_vote_and_leaves_the_log(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    for i in range(3):
+        vote(records, f"Secret patient Zebediah {i}", "down", comment="Quartermaine")
+    log(records, "a logged question")
+    records.flush()
+    assert records.purge_feedback() == 3
+    assert list(records.export_feedback()) == []
+    assert rows(path, "SELECT question FROM queries") == [("a logged question",)]
+    for file in tmp_path.iterdir():
+        assert b"Quartermaine" not in file.read_bytes(), file.name
+
+
+def test_a_lone_surrogate_in_a_logged_question_costs_no_row(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    log(records, "before")
+    log(records, "half a pair: \ud800")
+    log(records, "after")
+    records.flush()
+    assert rows(path, "SELECT question FROM queries ORDER BY id") == [
+        ("before",), ("half a pair: \ufffd",), ("after",)
+    ]
+
+
+# --- under a running server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory, seed_settings: ServiceSettings) -> Iterator[LiveServer]:
+    """The real app over the seed index with a records file of its own (these tests lock and delete it),
+    retention applied every half second: questions kept a day, feedback two."""
+    from qa_service.api import create_app
+
+    path = tmp_path_factory.mktemp("own-records") / "records.sqlite3"
+    settings = seed_settings.model_copy(update={
+        "feedback_db": path, "records_prune_interval": 0.5, "query_log_days": 1.0, "feedback_days": 2.0,
+    })
+    with LiveServer(create_app(settings)) as live:
+        live.records_path = path  # type: ignore[attr-defined]
+        yield live
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+REFUSED_WITHIN_S = 5.0
+"""A call the locked file refuses answers within this (the busy timeout is 1 s; six votes share the records'
+two threads): not after sqlite's default five seconds a call, nor the client's own timeout."""
+
+
+def timed(call: Callable[..., httpx.Response], *args: object, **kwargs: object) -> httpx.Response:
+    """``call``'s response, with the seconds it took as ``response.took``."""
+    began = time.monotonic()
+    response = call(*args, **kwargs)
+    response.took = time.monotonic() - began  # type: ignore[attr-defined]
+    return response
+
+
+def assert_records_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": {"code": "records_unavailable", "message": response.json()["error"]["message"]}}
+    assert response.headers["retry-after"]
+    assert response.took < REFUSED_WITHIN_S, f"{response.request.method} {response.request.url.path} took {response.took:.1f} s"  # type: ignore[attr-defined]
+
+
+def _vote_body(http: httpx.Client) -> dict:
+    answer = http.post("/v1/ask", json={"question": "How is an overdose treated?"}).json()["answers"][0]
+    return {"question": "How is an overdose treated?", "citation": answer["citation"], "vote": "down"}
+
+
+def test_a_locked_records_file_holds_up_no_answer(own_server: LiveServer) -> None:
+    path: Path = own_server.records_path  # type: ignore[attr-defined]
+    with httpx.Client(base_url=own_server.url, timeout=60) as http:
+        body = _vote_body(http)
+        feedback_before = rows(path, "SELECT COUNT(*) FROM feedback")
+        request_id = f"locked-{uuid.uuid4().hex}"
+        question = f"How is an overdose treated? {uuid.uuid4().hex[:8]}"  # not in the answer cache
+
+        def post_vote(_: int) -> httpx.Response:
+            with httpx.Client(base_url=own_server.url, timeout=60) as other:
+                return timed(other.post, "/v1/feedback", json=body)
+
+        lock = Lock(path)
+        try:
+            with ThreadPoolExecutor(6) as pool:
+                voting = [pool.submit(post_vote, i) for i in range(6)]  # more votes than request threads
+                time.sleep(0.5)  # the votes are in: waiting on the lock, if on a request thread
+                began = time.monotonic()
+                asked = http.post("/v1/ask", json={"question": question}, headers={"X-Request-ID": request_id})
+                took = time.monotonic() - began
+                votes = [future.result() for future in voting]
+            unanswered = timed(http.get, "/v1/admin/unanswered", headers=ADMIN)
+            purge = timed(http.delete, "/v1/admin/queries", headers=ADMIN)
+        finally:
+            lock.release()
+        assert asked.status_code == 200 and asked.json()["question"] == question
+        assert took < 5, f"/v1/ask took {took:.1f} s while the records file was locked"
+        for refused in votes:
+            assert_records_unavailable(refused)
+        assert unanswered.status_code == 200  # a report reads what is written (WAL: a writer's lock)
+        assert_records_unavailable(purge)
+
+        # the lock gone: the queued question lands, votes are taken again, and none was half stored
+        assert wait_for(lambda: rows(path, "SELECT question FROM queries WHERE request_id = ?", request_id)
+                        == [(question,)])
+        assert rows(path, "SELECT COUNT(*) FROM feedback") == feedback_before
+        assert http.post("/v1/feedback", json=body).status_code == 201
+
+
+def test_an_unreadable_records_file_makes_every_report_a_quick_503(own_server: LiveServer) -> None:
+    """The file swapped for one that is no database (a botched restore): feedback and every admin report
+    are 503 records_unavailable, answers are not held up; once it is removed, a new file is made."""
+    path: Path = own_server.records_path  # type: ignore[attr-defined]
+    with httpx.Client(base_url=own_server.url, timeout=60) as http:
+        body = _vote_body(http)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+        garbage = path.with_name("restored.tmp")
+        garbage.write_bytes(b"this is not a SQLite database\n" * 200)
+        os.replace(garbage, path)
+        try:
+            asked = timed(http.post, "/v1/ask", json={"question": f"Can I drive? {uuid.uuid4().hex[:8]}"})
+            refused = [
+                timed(http.post, "/v1/feedback", json=body),
+                timed(http.get, "/v1/admin/unanswered", headers=ADMIN),
+                timed(http.get, "/v1/admin/feedback", headers=ADMIN),
+                timed(http.delete, "/v1/admin/feedback", headers=ADMIN),
+                timed(http.delete, "/v1/admin/queries", headers=ADMIN),
+            ]
+        finally:
+            path.unlink()
+        assert asked.status_code == 200 and asked.took < 5  # type: ignore[attr-defined]
+        for response in refused:
+            assert_records_unavailable(response)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+        assert rows(path, "SELECT COUNT(*) FROM feedback") == [(1,)]
+        assert mode(path) == 0o600
+
+
+def test_a_records_file_deleted_under_the_server_is_made_again(own_server: LiveServer) -> None:
+    path: Path = own_server.records_path  # type: ignore[attr-defined]
+    with httpx.Client(base_url=own_server.url, timeout=60) as http:
+        body = _vote_body(http)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+        path.unlink()
+
+        request_id = f"deleted-{uuid.uuid4().hex}"
+        assert http.post("/v1/ask", json={"question": "Can I drink alcohol with it?"},
+                         headers={"X-Request-ID": request_id}).status_code == 200
+        voted = http.post("/v1/feedback", json={**body, "comment": "after the deletion"})
+        assert voted.status_code == 201, voted.text
+        unanswered = http.get("/v1/admin/unanswered", headers=ADMIN)
+        assert unanswered.status_code == 200, unanswered.text
+        assert [q["question"] for q in unanswered.json()] == ["How is an overdose treated?"]
+        export = http.get("/v1/admin/feedback", headers=ADMIN)
+        assert export.status_code == 200
+        assert [json.loads(line)["comment"] for line in export.text.splitlines()] == ["after the deletion"]
+
+        # in the new file, which is private like the first
+        assert rows(path, "SELECT comment FROM feedback") == [("after the deletion",)]
+        assert wait_for(lambda: rows(path, "SELECT COUNT(*) FROM queries WHERE request_id = ?", request_id)
+                        == [(1,)])
+        assert mode(path) == 0o600
+        assert http.delete("/v1/admin/queries", headers=ADMIN).json()["deleted"] >= 1
+
+
+def test_the_server_prunes_on_a_timer_and_purges_feedback(own_server: LiveServer) -> None:
+    path: Path = own_server.records_path  # type: ignore[attr-defined]
+    with httpx.Client(base_url=own_server.url, timeout=60) as http:
+        body = _vote_body(http)
+        assert http.post("/v1/feedback", json=body).status_code == 201
+
+        # -wal and -shm last while a connection has read the file: the writer's, once it has logged the ask
+        def files() -> dict[str, int]:
+            return {p.name: mode(p) for p in path.parent.iterdir() if p.name.startswith(path.name)}
+
+        assert wait_for(lambda: len(files()) == 3)
+        assert files() == {path.name: 0o600, f"{path.name}-wal": 0o600, f"{path.name}-shm": 0o600}
+
+        # rows of days ago, as an older server would have left them; the server writes nothing meanwhile
+        def ago(days: float) -> str:
+            return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+
+        with sqlite3.connect(path, timeout=10) as db:
+            for days, question in ((3, "three days old"), (0.5, "half a day old")):
+                db.execute("INSERT INTO queries (created_at, kind, question, question_norm, answered, took_ms,"
+                           " index_version) VALUES (?, 'ask', ?, ?, 1, 1.0, 'old')", (ago(days), question, question))
+            for days, comment in ((3, "three days old"), (1.5, "a day and a half old")):
+                db.execute("INSERT INTO feedback (created_at, question, doc_id, citation, vote, comment)"
+                           " VALUES (?, 'q', 'd', '{}', 'up', ?)", (ago(days), comment))
+        assert wait_for(lambda: rows(path, "SELECT COUNT(*) FROM queries WHERE question = 'three days old'")
+                        == [(0,)])
+        assert wait_for(lambda: rows(path, "SELECT COUNT(*) FROM feedback WHERE comment = 'three days old'")
+                        == [(0,)])
+        assert rows(path, "SELECT COUNT(*) FROM queries WHERE question = 'half a day old'") == [(1,)]
+        assert rows(path, "SELECT COUNT(*) FROM feedback WHERE comment = 'a day and a half old'") == [(1,)]
+
+        purged = http.delete("/v1/admin/feedback", headers=ADMIN)
+        assert purged.status_code == 200 and purged.json()["deleted"] >= 2
+        assert http.get("/v1/admin/feedback", headers=ADMIN).text == ""
+        assert rows(path, "SELECT COUNT(*) FROM feedback") == [(0,)]
+        assert rows(path, "SELECT COUNT(*) FROM queries WHERE question = 'half a day old'") == [(1,)]

@@ -45,25 +45,33 @@ async def reload(state: StateDep) -> ReloadResponse:
 @router.get("/v1/admin/feedback", responses=NDJSON)
 async def export_feedback(records: RecordsDep) -> StreamingResponse:
     """All feedback as JSON lines, oldest first."""
-    return StreamingResponse(records.export_feedback(), media_type="application/x-ndjson")
+    return StreamingResponse(await records.run(records.export_feedback), media_type="application/x-ndjson")
+
+
+@router.delete("/v1/admin/feedback", response_model=PurgeResponse)
+async def purge_feedback(records: RecordsDep) -> PurgeResponse:
+    """Delete every vote now (comments may hold what a patient told staff); the query log stays."""
+    return PurgeResponse(deleted=await records.run(records.purge_feedback))
 
 
 @router.get("/v1/admin/unanswered", response_model=list[UnansweredQuestion])
 async def unanswered(records: RecordsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[UnansweredQuestion]:
     """The questions most often declined or voted down, most frequent first: what the documents lack."""
-    found = await run_in_threadpool(_unanswered, records, limit)
+    found = await records.run(_unanswered, records, limit)
     return [UnansweredQuestion(**{**asdict(item), "reasons": list(item.reasons)}) for item in found]
 
 
 def _unanswered(records: Records, limit: int) -> list:
-    records.flush()  # the questions still queued for the log count too
+    # The questions still queued for the log count too, unless the file is locked: then the report is
+    # what is written so far (reading is not blocked by another writer's lock).
+    records.flush(timeout=records.busy_timeout)
     return records.unanswered(limit)
 
 
 @router.delete("/v1/admin/queries", response_model=PurgeResponse)
 async def purge_queries(records: RecordsDep) -> PurgeResponse:
     """Delete every logged question now (they may hold what a patient told staff); feedback stays."""
-    return PurgeResponse(deleted=await run_in_threadpool(records.purge_queries))
+    return PurgeResponse(deleted=await records.run(records.purge_queries))
 
 
 legacy = APIRouter(tags=["feedback"], dependencies=[AdminDep], responses=RESPONSES)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
+from dataclasses import asdict
 
-from ..deps import RecordsDep, StateDep, require_api_key
-from ..errors import RESPONSES, problem
+from fastapi import APIRouter, Depends
+
+from ..deps import AnswererDep, RecordsDep, require_api_key
+from ..errors import RESPONSES
 from ..schemas import FeedbackRequest, FeedbackResponse
 
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)], responses=RESPONSES)
 
 
 @router.post("/v1/feedback", status_code=201, response_model=FeedbackResponse)
-async def add_feedback(body: FeedbackRequest, state: StateDep, records: RecordsDep) -> FeedbackResponse:
-    """Store a thumbs up / down (and an optional comment) on one answer."""
-    answerer = state.answerer
-    if answerer is not None and body.citation.doc_id not in answerer.bundle.documents:
-        raise problem(422, "unknown_doc_id", f"unknown doc_id: {body.citation.doc_id}")
-    row = await run_in_threadpool(
-        records.add_feedback, question=body.question, answer=body.answer, doc_id=body.citation.doc_id,
-        citation=body.citation.model_dump(), vote=body.vote, comment=body.comment,
+async def add_feedback(body: FeedbackRequest, answerer: AnswererDep, records: RecordsDep) -> FeedbackResponse:
+    """Store a thumbs up / down (and an optional comment) on one answer. The citation's document and
+    offsets are checked against the index (422 `unknown_doc_id`, `citation_out_of_range`), and the
+    citation and answer stored are the index's own. 503 `records_unavailable` when the records file
+    can't be written now (locked): nothing was stored, try again."""
+    citation, quote = answerer.quote(body.citation.doc_id, body.citation.start, body.citation.end)
+    row = await records.run(
+        records.add_feedback, question=body.question, answer=quote, doc_id=citation.doc_id,
+        citation=asdict(citation), vote=body.vote, comment=body.comment,
     )
     return FeedbackResponse(id=row)
