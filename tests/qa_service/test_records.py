@@ -121,7 +121,7 @@ def test_feedback_round_trip_and_export_oldest_first(tmp_path: Path, open_record
     assert list(exported[0]) == ["id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment"]
     assert exported[1]["citation"] == CITATION and exported[1]["vote"] == "down"
     assert exported[0]["created_at"] < exported[2]["created_at"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="vote must be 'up' or 'down', got 'maybe'"):
         vote(records, "Can I drive?", "maybe")
 
 
@@ -143,7 +143,7 @@ def test_queries_are_logged_in_the_background_and_written_on_flush(tmp_path: Pat
         ("2025-03-01T09:00:00+00:00", "ask", "What about my  GRANDMOTHER's pills?",
          "what about my grandmother's pills?", 0, "out_of_scope", 12.5, "idx-1", None),
     ]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="kind must be one of .*, got 'browse'"):
         log(records, "?", kind="browse")
 
 
@@ -179,7 +179,7 @@ def test_unanswered_merges_declines_and_down_votes_most_frequent_first(
     assert overdose.question == "How is an overdose treated?" and overdose.reasons == ()
     assert child.last_asked < pregnant.last_asked < overdose.last_asked  # the clock ticked between rows
     assert records.unanswered(limit=2) == found[:2]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
         records.unanswered(limit=0)
 
 
@@ -328,7 +328,8 @@ def test_queries_logged_from_eight_threads_are_all_written(tmp_path: Path, open_
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        worker.join(120)
+        assert not worker.is_alive()
     records.flush()
     assert rows(path, "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM queries") == [(threads * each,) * 2]
     assert sum(q.declined for q in records.unanswered(limit=10_000)) == threads * each // 2
@@ -386,7 +387,7 @@ def test_a_locked_file_refuses_feedback_quickly_and_keeps_logged_queries(
     lock = Lock(path)
     try:
         began = time.monotonic()
-        with pytest.raises(RecordsUnavailable):
+        with pytest.raises(RecordsUnavailable, match="locked"):
             vote(records, "Can I drive?", "up")
         assert time.monotonic() - began < 5
         log(records, "asked while the file was locked", request_id="locked-1")

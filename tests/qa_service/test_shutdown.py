@@ -125,5 +125,5 @@ def test_sigterm_lets_requests_in_flight_finish_then_refuses_connections(seed_se
     assert slow_answer[0] == 200, slow_answer
     assert json.loads(slow_answer[1])["question"] == questions[0]
 
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(ConnectionRefusedError, match="refused"):
         socket.create_connection(("127.0.0.1", port), timeout=10).close()
