@@ -34,6 +34,12 @@ IndexOption = Annotated[
 def _settings(index: Path | None = None, **overrides: object) -> ServiceSettings:
     from pydantic import ValidationError
 
+    from .settings import unknown_environment
+
+    # The settings ignore QA_ variables they don't read: a misspelt or outdated name would change nothing.
+    for name, nearest in unknown_environment(os.environ):
+        hint = f"; did you mean {nearest}?" if nearest else " (README, \"Settings\", lists them)"
+        typer.echo(f"warning: {name} is not a setting and is ignored{hint}", err=True)
     try:
         settings = ServiceSettings()
     except ValidationError as exc:
