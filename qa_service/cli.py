@@ -56,6 +56,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _require_extra(extra: str, what: str) -> None:
+    """Stop with what to install when the command's optional packages are missing."""
+    from ingest.extras import MissingExtraError, require
+
+    try:
+        require(extra, what)
+    except MissingExtraError as exc:
+        _fail(str(exc))
+
+
 class _RichProgress:
     """Embedding progress bar on a terminal; silent otherwise."""
 
@@ -110,6 +120,7 @@ def ingest(
     """
     from contextlib import nullcontext
 
+    _require_extra("ingest", "qa ingest")
     from ingest.build import IndexBuilder
     from ingest.ray_embedding import RayEncoder, RayIngestError
 
@@ -316,6 +327,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    _require_extra("eval", "qa eval")
     from .evaluation import METRICS, Floors, dump_results, load_gold, report, run_gold
 
     if not gold.exists():
