@@ -47,6 +47,7 @@ import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+READER = REPO / "qa_service" / "data" / "reader"
 sys.path.insert(0, str(REPO))
 
 from ingest.embedding import Embedder  # noqa: E402
@@ -301,6 +302,20 @@ def main() -> None:
     finally:
         uncached.stop()
 
+    # The trained reader (off by default, docs/evaluation.md): what it adds to a question.
+    reading = Server(args.index, QA_SERVING__ANSWER_CACHE="0", QA_ANSWER__READER_MODEL=str(READER))
+    try:
+        if use_wrk:
+            wrk_run(reading.url, ask_requests(questions), 1, 4)
+            read_single = wrk_run(reading.url, ask_requests(questions), 1, short)
+        else:
+            one_client(reading.url, questions)
+            times = one_client(reading.url, questions)["ask"]
+            read_single = {"p50": percentile(times, 50), "p99": percentile(times, 99)}
+    finally:
+        reading.stop()
+    reader_share = max(0.0, 1 - single["ask"]["p50"] / read_single["p50"])
+
     workers = Server(args.index, QA_SERVING__ANSWER_CACHE="0", QA_SERVING__WORKERS="2")
     try:
         if use_wrk:
@@ -313,6 +328,7 @@ def main() -> None:
     rows = [
         ("one encode (the floor)", floor, floor, None),
         ("/v1/ask, one client", single["ask"]["p50"], single["ask"]["p99"], None),
+        ("/v1/ask, one client, reader on (QA_ANSWER__READER_MODEL)", read_single["p50"], read_single["p99"], None),
         ("/v1/search, one client", single["search"]["p50"], single["search"]["p99"], None),
         ("/v1/ask, repeated question (cache)", repeat["ask"]["p50"], repeat["ask"]["p99"], None),
         ("/v1/search, repeated query (cache)", repeat["search"]["p50"], repeat["search"]["p99"], None),
@@ -324,6 +340,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "versions": versions(), "floor_ms": floor, "encodes_per_s": encode_rates, "cold": cold, "single": single, "repeat": repeat,
+        "reader": {**read_single, "share_of_p50": round(reader_share, 3)},
         "load": load, "rss_mb_under_load": rss_load, "questions": len(questions), "load_client": client,
     }
     lines = [
@@ -342,6 +359,8 @@ def main() -> None:
         f"{cold['rss_mb_ready']:.0f} MB when ready, {cold['rss_mb_after']:.0f} MB after the single-client runs, "
         f"{rss_load:.0f} MB after the concurrent runs."
     )
+    summary += (f" With the reader on, it takes {reader_share:.0%} of a question's median time "
+                f"({read_single['p50'] - single['ask']['p50']:.1f} of {read_single['p50']:.1f} ms).")
     summary += (f" Questions encoded a second by the model alone (no server; the most any number of clients "
                 f"could get answered), {ceiling}.")
     print(summary)

@@ -17,6 +17,9 @@ kind (exact, or approximate beyond a size) and parameters are in the manifest
 
 Writes go to a staging folder beside the target, which is renamed into place
 only when every file is complete; a crash leaves the previous bundle as it was.
+Every folder and file of the bundle gets the modes the process's umask gives new
+ones (0755 and 0644 under umask 022), whatever the files were copied from, so a
+service running as another user can read it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -219,6 +223,17 @@ def load_bundle(index_dir: Path, expected_model: str | None = None,
     return Bundle(manifest, documents, chunks, dense, lexical, units, unit_index)
 
 
+def _new_folder_mode(parent: Path) -> int:
+    """The mode a new folder gets here (0777 less the umask), read off one made and removed (asking for
+    the umask sets it, for every thread)."""
+    probe = parent / ".mode-probe"
+    probe.mkdir(0o777)
+    try:
+        return stat.S_IMODE(probe.stat().st_mode)
+    finally:
+        probe.rmdir()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -243,7 +258,8 @@ class BundleWriter:
         self._remove_abandoned()
         prefix = f".{self.index_dir.name}{_STAGING}{os.getpid()}-"
         self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=self.index_dir.parent))
-        self.staging.chmod(0o755)
+        self._dir_mode = _new_folder_mode(self.staging)
+        self.staging.chmod(self._dir_mode)  # mkdtemp makes it 0700
         self._committed = False
 
     def _remove_abandoned(self) -> None:
@@ -287,8 +303,19 @@ class BundleWriter:
         """A copy of the exported encoder folder (``ingest.onnx_encoder``) the vectors were made with."""
         shutil.copytree(folder, self.staging / ENCODER)
 
+    def _follow_umask(self) -> None:
+        """Folders and files copied in (the encoder, from a cache made with mkdtemp: 0700) get the modes
+        new ones get."""
+        file_mode = self._dir_mode & 0o666
+        for root, folders, files in os.walk(self.staging):
+            for name, mode in [*((f, self._dir_mode) for f in folders), *((f, file_mode) for f in files)]:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, mode)
+
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest last, then swap the staged bundle into place."""
+        self._follow_umask()
         path = self.staging / MANIFEST
         path.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         with open(path, "rb") as handle:

@@ -303,7 +303,10 @@ class OnnxEncoder:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            try:
+                tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
+                raise EncoderFolderError(f"the encoder's tokenizer at {folder} can't be loaded ({exc})") from None
             tokenizer.no_padding()
             tokenizer.enable_truncation(max_length=int(self.config["max_seq_length"]))
             options = ort.SessionOptions()

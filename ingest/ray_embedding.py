@@ -71,7 +71,9 @@ def connect(address: str, num_cpus: int | None = None) -> bool:
     runtime_env = {"env_vars": OFFLINE_ENV}
     try:
         if address == "local":
-            ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+            # address="local": a new Ray on this machine, even when RAY_ADDRESS names a cluster
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
+                     log_to_driver=False)
         else:
             if address != "auto":
                 _check_reachable(address)

@@ -263,12 +263,15 @@ class Answerer:
         if close is not None:
             close()
 
-    def _check_doc_ids(self, doc_ids: Collection[str] | None) -> None:
+    def _check_doc_ids(self, doc_ids: Collection[str] | None) -> list[str] | None:
+        """The documents to search, each once (in the order given); an unknown one is refused."""
         if doc_ids is None:
-            return
-        unknown = [d for d in doc_ids if d not in self.bundle.documents]
+            return None
+        distinct = list(dict.fromkeys(doc_ids))  # a repeated id would be searched again for every repeat
+        unknown = [d for d in distinct if d not in self.bundle.documents]
         if unknown:
             raise UnknownDocumentError(unknown)
+        return distinct
 
     def _citation(self, document: Document, start: int, end: int) -> Citation:
         section = document.section_at(start)
@@ -327,7 +330,7 @@ class Answerer:
 
     def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult:
         began = time.perf_counter()
-        self._check_doc_ids(doc_ids)
+        doc_ids = self._check_doc_ids(doc_ids)
         return self._cached(
             self._cache_key("search", query, k, doc_ids), lambda: self._search(query, k, doc_ids, began), query, began
         )
@@ -570,18 +573,18 @@ class Answerer:
         """:meth:`ask`'s answer if it is in the answer cache, else None: a dictionary look-up, no
         model and no index, cheap enough for the server's event loop (a miss then goes to a worker)."""
         began = time.perf_counter()
-        self._check_doc_ids(doc_ids)
+        doc_ids = self._check_doc_ids(doc_ids)
         return self._recall(self._cache_key("ask", question, top_k, doc_ids), question, began)  # type: ignore[return-value]
 
     def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult | None:
         """:meth:`search`'s passages if they are in the answer cache, else None (as :meth:`recall_ask`)."""
         began = time.perf_counter()
-        self._check_doc_ids(doc_ids)
+        doc_ids = self._check_doc_ids(doc_ids)
         return self._recall(self._cache_key("search", query, k, doc_ids), query, began)  # type: ignore[return-value]
 
     def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResult:
         began = time.perf_counter()
-        self._check_doc_ids(doc_ids)
+        doc_ids = self._check_doc_ids(doc_ids)
         return self._cached(
             self._cache_key("ask", question, top_k, doc_ids), lambda: self._ask(question, top_k, doc_ids, began),
             question, began,

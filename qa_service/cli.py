@@ -161,13 +161,18 @@ def serve(
     workers: Annotated[
         Optional[int], typer.Option(min=1, help="Server processes over the one bundle [env QA_SERVING__WORKERS, default 1]")
     ] = None,
+    forwarded_allow_ips: Annotated[
+        Optional[str],
+        typer.Option(help="Proxies whose X-Forwarded-For is believed, comma-separated or '*' "
+                          "[env QA_FORWARDED_ALLOW_IPS, default 127.0.0.1]"),
+    ] = None,
 ) -> None:
     """Serve the HTTP API and the chat widget."""
     import socket
 
     import uvicorn
 
-    settings = _settings(index, host=host, port=port)
+    settings = _settings(index, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
     if workers is not None:
         settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"workers": workers})})
     _check_files(settings)
@@ -187,7 +192,9 @@ def serve(
     base = f"http://{host_part}:{bound}"
     typer.echo(f"Chat widget demo at {base}/ · API docs at {base}/docs (index {settings.index_dir})", err=True)
     count = settings.serving.workers
-    logging = {"log_config": log_config(settings.log_format), "log_level": "info", "access_log": False}
+    logging = {"log_config": log_config(settings.log_format), "log_level": "info", "access_log": False,
+               # the caller's address (for the rate limits) from X-Forwarded-For, when a trusted proxy sent it
+               "proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
     if count == 1:
         from .api import create_app
 
@@ -199,6 +206,8 @@ def serve(
     import tempfile
 
     metrics_dir = tempfile.TemporaryDirectory(prefix="qa-metrics-")
+    if settings.forwarded_allow_ips:
+        os.environ["QA_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
     os.environ.update({"QA_INDEX_DIR": str(settings.index_dir), "QA_SERVING__WORKERS": str(count),
                        "PROMETHEUS_MULTIPROC_DIR": metrics_dir.name})
     config = uvicorn.Config("qa_service.api:create_app", factory=True, host=settings.host, port=bound,
@@ -214,10 +223,12 @@ def _check_files(settings: ServiceSettings) -> None:
     file of a newer version is a one-line message, not a failed start in a worker."""
     from .records import Records, RecordsError
 
+    from .settings import ApiKeysError
+
     try:
         settings.read_api_keys()
-    except OSError as exc:
-        _fail(f"the API keys file can't be read: {exc}")
+    except ApiKeysError as exc:
+        _fail(str(exc))
     try:
         Records(settings.feedback_path(), query_log=False).close()
     except (RecordsError, OSError, sqlite3.Error) as exc:
@@ -226,11 +237,12 @@ def _check_files(settings: ServiceSettings) -> None:
 
 def log_config(fmt: str) -> dict:
     """Logging for ``qa serve``: one JSON object a line (``fmt`` "json": the access log's request id,
-    route, status and duration as fields) or plain text, on standard error."""
+    route, status and duration as fields) or plain text, one line a record, on standard error."""
     formatter = (
         {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
          "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
-        if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        if fmt == "json"
+        else {"()": "qa_service.logs.TextFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
     return {
         "version": 1,

@@ -12,7 +12,7 @@ import faiss
 
 from ingest.bundle import BundleError, load_bundle
 from ingest.embedding import Embedder, ModelNotFoundError, VectorEncoder
-from ingest.onnx_encoder import backend_of, bundle_encoder
+from ingest.onnx_encoder import EncoderFolderError, backend_of, bundle_encoder
 
 from .answering import Answerer
 from .batching import BatchingEncoder
@@ -61,5 +61,7 @@ def build_answerer(settings: ServiceSettings, embedder: VectorEncoder | None = N
         return Answerer(bundle, BatchingEncoder(embedder, settings.serving.batch_size), settings, reader)
     except (BundleError, ModelNotFoundError, RerankerError, ReaderError) as exc:
         raise ServiceError(str(exc)) from None
+    except EncoderFolderError as exc:  # the bundle's encoder/ files are there but don't load
+        raise ServiceError(f"{exc}; re-ingest with 'qa ingest'") from None
     except (OSError, ValueError, KeyError) as exc:
         raise ServiceError(f"a data file of the service can't be read: {exc}") from None

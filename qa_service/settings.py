@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import SettingsConfigDict
 
@@ -24,6 +24,11 @@ from ingest.settings import IngestSettings
 from .retrieval import CONFIDENT_DEFAULTS, FusionMode, SubjectNarrowing, SubjectQuery
 
 DATA = Path(__file__).parent / "data"
+MIN_ADMIN_TOKEN_CHARS = 16
+
+
+class ApiKeysError(ValueError):
+    """The configured API keys can't be used (a keys file unreadable, not UTF-8, or with no key)."""
 
 
 class RetrievalSettings(BaseModel):
@@ -256,38 +261,83 @@ class ServiceSettings(IngestSettings):
         [],
         description=(
             "Keys for the read endpoints (ask, search, documents, feedback): set, each call needs "
-            "`Authorization: Bearer KEY`. JSON list: QA_API_KEYS='[\"k1\",\"k2\"]'. Empty: open."
+            "`Authorization: Bearer KEY`. JSON list: QA_API_KEYS='[\"k1\",\"k2\"]'. Empty: open. "
+            "A blank key is refused."
         ),
     )
     api_keys_file: Path | None = Field(
-        None, description="A file of API keys, one a line (# comments and blank lines skipped); read again on reload."
+        None,
+        description=(
+            "A file of API keys (UTF-8), one a line (# comments and blank lines skipped); read again on reload. "
+            "A file that holds no key is refused (at start and on reload): it never opens the API."
+        ),
+    )
+    public_api_keys: list[str] = Field(
+        [],
+        description=(
+            "Keys that sit in a web page (the widget's data-api-key): valid on the read endpoints like any "
+            "key, but the rate limit counts each address that uses one on its own, so one visitor's burst "
+            "does not lock out every other. JSON list."
+        ),
     )
     admin_token: str | None = Field(
         None,
         description=(
             "Bearer token for the admin endpoints (reload, feedback export, unanswered questions, query-log "
-            "purge); unset, they are disabled."
+            f"purge), at least {MIN_ADMIN_TOKEN_CHARS} characters; unset, they are disabled."
         ),
     )
     rate_limit: str | None = Field(
         None,
         description=(
-            "Requests a client (its API key, else its address) may make, in the notation of the `limits` "
-            "library: '60/minute', '10/second;500/hour'. Unset: no limit. Each worker process counts "
-            "its own unless rate_limit_storage is shared."
+            "Requests a client (its API key, else its address; a public key: key and address) may make, in "
+            "the notation of the `limits` library: '60/minute', '10/second;500/hour'. Unset: no limit. Each "
+            "worker process counts its own unless rate_limit_storage is shared."
         ),
     )
     rate_limit_storage: str = Field(
         "memory://", description="Where the rate limiter counts: memory:// (per process) or a shared store URI."
     )
+    auth_failure_limit: str | None = Field(
+        "10/minute",
+        description=(
+            "Failed attempts (a wrong or missing API key or admin token) an address may make; beyond it, "
+            "every call of that address that needs a key or the token gets 429 until the window has passed. "
+            "Empty: no limit."
+        ),
+    )
+    admin_rate_limit: str | None = Field(
+        "60/minute", description="Calls to the admin endpoints an address may make (empty: no limit)."
+    )
+    protect_ops: bool = Field(
+        False,
+        description=(
+            "/metrics, /readyz and the API's description (/docs, /redoc, /openapi.json) need an API key or "
+            "the admin token too (/healthz stays open for liveness probes)."
+        ),
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description=(
+            "Addresses of the reverse proxies whose X-Forwarded-For is believed, comma-separated, or '*' "
+            "(`qa serve --forwarded-allow-ips`); unset: 127.0.0.1 only. Without it, behind a proxy on "
+            "another host every caller is the proxy and shares one rate-limit budget."
+        ),
+    )
     max_body_bytes: int = Field(
         131_072, ge=1024, description="Request bodies larger than this are refused with 413 before they are read."
+    )
+    discard_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=0,
+        description="After a 413, up to this many bytes of the refused body are read and thrown away before the "
+        "connection is closed, so that a client sending its whole body before it reads (Python's urllib) gets the "
+        "413 and not a reset; 0: close at once.",
     )
     log_format: Literal["json", "text"] = Field(
         "json", description="Server logs: one JSON object a line (with a request id per request), or plain text."
     )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_limit", "admin_rate_limit")
     @classmethod
     def _known_notation(cls, value: str | None) -> str | None:
         if value:
@@ -299,17 +349,55 @@ class ServiceSettings(IngestSettings):
                 raise ValueError(f"not a rate limit ('60/minute', '10/second;500/hour'): {exc}") from None
         return value or None
 
+    @field_validator("api_keys", "public_api_keys")
+    @classmethod
+    def _no_blank_key(cls, value: list[str]) -> list[str]:
+        if any(not key.strip() for key in value):
+            raise ValueError("a blank API key (it would leave the API open): remove it")
+        return [key.strip() for key in value]
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # QA_ADMIN_TOKEN= (empty): unset, the admin endpoints disabled
+        if value is not None and len(value.strip()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters "
+                "(e.g. openssl rand -hex 32); unset it to disable the admin endpoints"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ops_protected_by_something(self) -> ServiceSettings:
+        if self.protect_ops and not (self.api_keys or self.public_api_keys or self.api_keys_file or self.admin_token):
+            raise ValueError("protect_ops needs API keys or an admin token to let anybody in")
+        return self
+
     def feedback_path(self) -> Path:
         return self.feedback_db or Path(self.index_dir).parent / "feedback.sqlite3"
 
     def read_api_keys(self) -> frozenset[str]:
-        """The keys of ``api_keys`` and ``api_keys_file`` together (empty: the read endpoints are open)."""
-        keys = {key for key in self.api_keys if key}
+        """The keys of ``api_keys``, ``public_api_keys`` and ``api_keys_file`` together (empty: the read
+        endpoints are open). A keys file that can't be read, isn't UTF-8 or holds no key raises
+        :class:`ApiKeysError`: configured but empty must never open the API."""
+        keys = set(self.api_keys) | set(self.public_api_keys)
         if self.api_keys_file is not None:
-            for line in self.api_keys_file.read_text(encoding="utf-8").splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    keys.add(line)
+            try:
+                text = self.api_keys_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ApiKeysError(f"the API keys file {self.api_keys_file} is not UTF-8 text ({exc.reason} "
+                                   f"at byte {exc.start})") from None
+            except OSError as exc:
+                raise ApiKeysError(f"the API keys file can't be read: {exc}") from None
+            in_file = {line.strip() for line in text.splitlines()} - {""}
+            in_file = {line for line in in_file if not line.startswith("#")}
+            if not in_file:
+                raise ApiKeysError(
+                    f"the API keys file {self.api_keys_file} holds no key: refused rather than open the API "
+                    "to everyone (unset QA_API_KEYS_FILE to run without keys)"
+                )
+            keys |= in_file
         return frozenset(keys)
 
 

@@ -60,7 +60,10 @@ def embedder() -> Embedder:
 def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
     """Settings pointing at an index built from the repo's corpus."""
     index = tmp_path_factory.mktemp("seed") / "index"
-    settings = ServiceSettings(corpus_dir=CORPUS, index_dir=index, admin_token=ADMIN_TOKEN)
+    # Many tests send wrong keys and tokens from one address to the shared server: the failure and admin
+    # budgets are raised here, and tests/qa_service/test_access.py checks the defaults on servers of its own.
+    settings = ServiceSettings(corpus_dir=CORPUS, index_dir=index, admin_token=ADMIN_TOKEN,
+                               auth_failure_limit="10000/minute", admin_rate_limit="10000/minute")
     IndexBuilder(settings, embedder).build()
     return settings
 

@@ -18,7 +18,7 @@ from ..settings import ServiceSettings
 from .errors import install_error_handlers
 from .middleware import RequestContext, SecurityHeaders
 from .ratelimit import RateLimiter
-from .routes import admin, documents, feedback, ops, qa, widget
+from .routes import admin, docs, documents, feedback, ops, qa, widget
 from .state import ServiceState
 
 log = logging.getLogger("qa_service")
@@ -53,10 +53,14 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
 
     app = FastAPI(
         title="Drug information QA", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        # served by routes/docs.py: from local files, and behind a key when QA_PROTECT_OPS is set
+        openapi_url=None, docs_url=None, redoc_url=None,
     )
     app.state.service = state
-    app.state.rate_limiter = (
-        RateLimiter(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None
+    app.state.rate_limiter, app.state.failure_limiter, app.state.admin_limiter = (
+        RateLimiter(spec, settings.rate_limit_storage, namespace) if spec else None
+        for spec, namespace in ((settings.rate_limit, "requests"), (settings.auth_failure_limit, "failures"),
+                                (settings.admin_rate_limit, "admin"))
     )
     # Outermost last: the request's context sees every response, the errors' included.
     app.add_middleware(
@@ -69,11 +73,13 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestContext, state=state, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, state=state, max_body_bytes=settings.max_body_bytes,
+                       discard_body_bytes=settings.discard_body_bytes)
     install_error_handlers(app)
     for router in (ops.router, qa.router, documents.router, feedback.router, admin.router, admin.legacy,
-                   widget.router):
+                   widget.router, docs.router):
         app.include_router(router)
+    docs.mount_assets(app)
     return app
 
 

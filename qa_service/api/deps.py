@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..answering import Answerer
@@ -51,43 +51,102 @@ async def get_records(request: Request) -> Records:
 RecordsDep = Annotated[Records, Depends(get_records)]
 
 
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _refuse_if_spent(limiter: RateLimiter | None, client: str, code: str, what: str) -> None:
+    if limiter is None:
+        return
+    retry = limiter.spent(client)
+    if retry is not None:
+        raise problem(429, code, f"{what} (at most {limiter.spec}); retry in {retry} s", {"Retry-After": str(retry)})
+
+
+def _count(limiter: RateLimiter | None, client: str, code: str, what: str) -> None:
+    if limiter is None:
+        return
+    retry = limiter.hit(client)
+    if retry is not None:
+        raise problem(429, code, f"{what} (at most {limiter.spec}); retry in {retry} s", {"Retry-After": str(retry)})
+
+
+def _failed(request: Request, status: int, code: str, message: str) -> HTTPException:
+    """A refused key or token: counted against the caller's address (brute force is throttled)."""
+    limiter: RateLimiter | None = request.app.state.failure_limiter
+    if limiter is not None:
+        limiter.hit(client_key(None, _address(request)))
+    return problem(status, code, message, _UNAUTHORIZED)
+
+
+def _known(secret: str, known: frozenset[str]) -> bool:
+    # Every key compared in full, in constant time: how far a guess matches must not show.
+    return any([secrets.compare_digest(secret.encode(), k.encode()) for k in known])
+
+
 async def require_api_key(
     request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
 ) -> str | None:
     """The caller's API key, checked when the server has keys (401 without a valid one), and its rate
-    limit counted when one is set (429 with Retry-After once spent)."""
+    limit counted when one is set (429 with Retry-After once spent). An address that failed too often
+    gets 429 before its key is even looked at."""
     key = credentials.credentials if credentials is not None else None
     keys = state.api_keys
     if keys:
+        _refuse_if_spent(request.app.state.failure_limiter, client_key(None, _address(request)),
+                         "too_many_failures", "too many failed attempts from this address")
         if key is None:
-            raise problem(401, "missing_api_key", "this server needs an API key: Authorization: Bearer KEY",
-                          _UNAUTHORIZED)
-        # Every key compared in full, in constant time: how far a guess matches must not show.
-        if not any([secrets.compare_digest(key.encode(), known.encode()) for known in keys]):
-            raise problem(401, "invalid_api_key", "the API key is not valid", _UNAUTHORIZED)
+            raise _failed(request, 401, "missing_api_key", "this server needs an API key: Authorization: Bearer KEY")
+        if not _known(key, keys):
+            raise _failed(request, 401, "invalid_api_key", "the API key is not valid")
     else:
         key = None
-    limiter: RateLimiter | None = request.app.state.rate_limiter
-    if limiter is not None:
-        retry = limiter.hit(client_key(key, request.client.host if request.client else None))
-        if retry is not None:
-            raise problem(429, "rate_limited", f"too many requests (at most {limiter.spec}); retry in {retry} s",
-                          {"Retry-After": str(retry)})
+    public = key is not None and key in state.settings.public_api_keys
+    _count(request.app.state.rate_limiter, client_key(key, _address(request), public),
+           "rate_limited", "too many requests")
     return key
 
 
 async def require_admin(
-    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_scheme)]
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_scheme)],
 ) -> None:
     """Admin operations need the admin token: 403 when the server has none (disabled, not open),
-    401 when it is missing or wrong."""
+    401 when it is missing or wrong. Failures and admin calls are counted per address (429 beyond)."""
     token = state.settings.admin_token
     if not token:
         raise problem(403, "admin_disabled", "admin endpoints are disabled on this server: set QA_ADMIN_TOKEN")
-    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
-        raise problem(401, "unauthorized", "a valid admin token is needed (Authorization: Bearer ...)", _UNAUTHORIZED)
+    address = client_key(None, _address(request))
+    _refuse_if_spent(request.app.state.failure_limiter, address, "too_many_failures",
+                     "too many failed attempts from this address")
+    _count(request.app.state.admin_limiter, address, "rate_limited", "too many admin requests")
+    if credentials is None or not _known(credentials.credentials, frozenset([token])):
+        raise _failed(request, 401, "unauthorized", "a valid admin token is needed (Authorization: Bearer ...)")
 
 
 AdminDep = Depends(require_admin)
+
+
+async def require_ops_access(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
+) -> None:
+    """With ``protect_ops`` set: metrics, readiness and the API's description need an API key or the
+    admin token (401 otherwise); unset, they are open."""
+    if not state.settings.protect_ops:
+        return
+    _refuse_if_spent(request.app.state.failure_limiter, client_key(None, _address(request)),
+                     "too_many_failures", "too many failed attempts from this address")
+    token = state.settings.admin_token
+    allowed = state.api_keys | ({token} if token else set())
+    if credentials is None:
+        raise _failed(request, 401, "missing_api_key", "this server needs an API key: Authorization: Bearer KEY")
+    if not _known(credentials.credentials, frozenset(allowed)):
+        raise _failed(request, 401, "invalid_api_key", "the API key is not valid")
+
+
+OpsDep = Depends(require_ops_access)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..answering import UnknownDocumentError
-from .schemas import MAX_QUESTION_CHARS, MAX_TOP_K, ErrorResponse
+from .schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse
 
 log = logging.getLogger("qa_service")
 
@@ -26,16 +26,19 @@ RESPONSES = {
 }
 """Error responses documented on every route of the API."""
 
-_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 
-def problem(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    """An exception the envelope handler answers as ``status`` with ``code`` and ``message``."""
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+def problem(status: int, code: ErrorCode | str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    """An exception the envelope handler answers as ``status`` with ``code`` (one of ErrorCode) and ``message``."""
+    return HTTPException(status, detail={"code": ErrorCode(code), "message": message}, headers=headers)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
+def error_response(status: int, code: ErrorCode | str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    content = {"error": {"code": ErrorCode(code).value, "message": message}}
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 def describe(errors: list[dict]) -> tuple[int, str, str]:
@@ -47,6 +50,11 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
     loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(loc) or "body"
     kind = err.get("type", "")
+    if kind in ("string_unicode", "invalid_unicode"):
+        return 422, "invalid_unicode", (f"'{field}' is not Unicode text: it holds a lone surrogate (an unpaired "
+                                        "\\ud800-\\udfff escape), which is no character")
+    if field in ("doc_ids", "doc_id") and kind == "too_long":
+        return 422, "too_many_doc_ids", f"'{field}' may name at most {MAX_DOC_IDS} documents"
     if field == "question":
         if kind == "missing":
             return 422, "missing_question", "the request needs a 'question'"

@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 
+import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,12 +22,16 @@ from .state import ServiceState
 
 access_log = logging.getLogger("qa_service.access")
 
-# Our own pages and the widget's files: no inline script or style, nothing from elsewhere.
+# Our own pages and the widget's files: no inline script or style, nothing from elsewhere, and no
+# string ever parsed as HTML (Trusted Types with no policy: innerHTML and its kind throw).
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'self'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'"
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+DISCARD_SECONDS = 10.0
+"""Longest a refused body is read and thrown away for, however much of it is left (nginx: lingering_time)."""
 
 
 class SecurityHeaders:
@@ -59,12 +64,20 @@ class SecurityHeaders:
 class RequestContext:
     """Per request: an id (the caller's ``X-Request-ID`` when it is a sane token, else a new one), returned
     in ``X-Request-ID``; the version of the index that answered and its model (``X-Index-Version``,
-    ``X-Model``); one access-log line; the request counters and latency histogram by route."""
+    ``X-Model``); one access-log line; the request counters and latency histogram by route.
 
-    def __init__(self, app: ASGIApp, state: ServiceState, max_body_bytes: int | None = None) -> None:
+    A body over ``max_body_bytes`` is refused with 413, unread when its length says so. The 413 then
+    closes the connection, but only once the rest of the body (up to ``discard_body_bytes``) has been
+    read and thrown away, as nginx's lingering close does: a connection closed with data unread is reset,
+    and a client still sending (Python's urllib sends the whole body before it reads) would get the reset
+    instead of the 413."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState, max_body_bytes: int | None = None,
+                 discard_body_bytes: int = 0) -> None:
         self.app = app
         self.state = state
         self.max_body_bytes = max_body_bytes
+        self.discard_body_bytes = discard_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,16 +86,23 @@ class RequestContext:
         began = time.perf_counter()
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        expects_continue = any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         context = scope.setdefault("state", {})
         context["request_id"] = request_id
         status = 500
+        body_began = body_ended = False  # the app asked for the request's body / got all of it
+        lingering = False  # a 413 sent while the body is still coming: read the rest before the connection closes
 
         async def send_with_context(message: Message) -> None:
-            nonlocal status
+            nonlocal status, lingering
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
+                # A client waiting for "100 Continue" before it sends the body sends none: nothing to read.
+                lingering = status == 413 and not body_ended and (body_began or not expects_continue)
+                if status == 413 and not body_ended:
+                    headers["Connection"] = "close"
                 headers["X-Request-ID"] = request_id
                 version, model = context.get("index_version"), context.get("model")
                 if version is None and self.state.answerer is not None:
@@ -91,6 +111,10 @@ class RequestContext:
                 if version is not None:
                     headers["X-Index-Version"] = version
                     headers["X-Model"] = model or ""
+            elif lingering and not message.get("more_body", False):
+                await send({**message, "more_body": True})
+                await self._discard(receive)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         limit = self.max_body_bytes
@@ -100,18 +124,18 @@ class RequestContext:
         async def receive_within_limit() -> Message:
             # A body sent without a length (or longer than it said) is cut off once past the limit:
             # the route reading it gets the 413 in the envelope.
-            nonlocal seen
+            nonlocal seen, body_began, body_ended
+            body_began = True
             message = await receive()
+            body_ended = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
+                if limit is not None and seen > limit:
                     raise problem(413, "body_too_large", too_large)
             return message
 
         try:
-            if limit is None:
-                await self.app(scope, receive, send_with_context)
-            elif declared.isdigit() and int(declared) > limit:  # refused unread
+            if limit is not None and declared.isdigit() and int(declared) > limit:  # refused unread
                 await error_response(413, "body_too_large", too_large)(scope, receive, send_with_context)
             else:
                 await self.app(scope, receive_within_limit, send_with_context)
@@ -130,3 +154,14 @@ class RequestContext:
                     "client": client[0] if client else None, "index_version": context.get("index_version"),
                 },
             )
+
+    async def _discard(self, receive: Receive) -> None:
+        """Read what is left of a refused body and throw it away, up to ``discard_body_bytes`` and
+        :data:`DISCARD_SECONDS`."""
+        left = self.discard_body_bytes
+        with anyio.move_on_after(DISCARD_SECONDS):
+            while left > 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                left -= len(message.get("body", b""))

@@ -11,7 +11,7 @@ from ingest.bundle import BundleError, read_manifest
 
 from ..answering import Answerer
 from ..service import ServiceError, build_answerer
-from ..settings import ServiceSettings
+from ..settings import ApiKeysError, ServiceSettings
 from .errors import problem
 from .metrics import RELOADS, show_index
 
@@ -67,8 +67,11 @@ class ServiceState:
         try:
             self.reload()
         except ReloadError as exc:
-            self.error = str(exc)
+            self.error = f"the index failed to load: {exc}"
             log.error("index not loaded: %s", exc)
+        except Exception as exc:  # a loader thread that dies unreported would leave readiness "loading" for ever
+            self.error = f"the index failed to load: unexpected error ({type(exc).__name__}: {exc})"
+            log.exception("index not loaded")
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -93,7 +96,7 @@ class ServiceState:
                     return ReloadOutcome(False, old.index_version, old.index_version, len(old.bundle.documents),
                                          len(old.bundle.chunks), round(time.perf_counter() - began, 3))
                 new = build_answerer(self.settings)
-            except (ServiceError, OSError) as exc:
+            except (ServiceError, ApiKeysError, OSError) as exc:
                 RELOADS.labels("refused").inc()
                 raise ReloadError(str(exc)) from None
             bundle = new.bundle

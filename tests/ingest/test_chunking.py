@@ -35,7 +35,7 @@ def test_chunks_end_at_sentence_boundaries_when_they_can() -> None:
 
 
 def test_overlap_must_be_smaller_than_size() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="chunk_overlap must be smaller than chunk_size"):
         SectionChunker(100, 100)
 
 

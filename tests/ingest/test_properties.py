@@ -147,7 +147,7 @@ def test_sections_are_exact_ordered_and_cover_the_text(text: str) -> None:
 def test_txt_canonical_text_is_the_file_text(text: str) -> None:
     """A ``.txt`` file's canonical text is its decoded content unchanged (so every word is kept)."""
     if not text.strip():
-        with pytest.raises(LoadError):
+        with pytest.raises(LoadError, match=r"no text in the file \(empty\)"):
             load_txt(text.encode("utf-8"))
         return
     if "\x00" in text:
@@ -206,7 +206,7 @@ def test_html_canonical_text_keeps_every_word_of_every_block(blocks: list[tuple[
     if "\x00" in page:
         return
     if not kept:
-        with pytest.raises(LoadError):
+        with pytest.raises(LoadError, match=r"no text in the HTML document \(empty\)"):
             load_html(page.encode("utf-8"))
         return
     parsed = load_html(page.encode("utf-8"))

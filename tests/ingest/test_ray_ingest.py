@@ -40,8 +40,9 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A local Ray of 2 CPUs for the module; yields its address for other processes."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": OFFLINE_ENV})
+    """A local Ray of 2 CPUs for the module, its own even when RAY_ADDRESS names another cluster;
+    yields its address for other processes."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": OFFLINE_ENV})
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -224,10 +224,9 @@ def test_cors_default_allows_localhost_on_any_port(client: httpx.Client) -> None
     assert "access-control-allow-origin" not in client.get("/healthz", headers={"Origin": "https://evil.example"}).headers
 
 
-def test_the_widget_script_uses_no_html_injection_sinks() -> None:
-    # A source check, not a browser test: the browser tests in test_widget.py show the
-    # same promise at work (mark-up in a document shows as text, nothing the policy blocks).
+def test_the_widget_script_sets_no_inline_style() -> None:
+    # The page policy allows no style attribute; CSSOM writes (el.style.x = ...) it lets through, so
+    # the source is checked for them. HTML sinks are refused by the policy itself (Trusted Types):
+    # see test_widget.py::test_markup_in_a_document_shows_as_text_and_runs_nothing.
     source = (CORPUS.parent / "qa_service" / "static" / "widget.js").read_text(encoding="utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in source, sink
-    assert not re.search(r"\.style\.", source)  # the page policy allows no inline style
+    assert not re.search(r"\.style\b", source)

@@ -6,9 +6,11 @@ import json
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -196,7 +198,9 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
         QA_CORS_ORIGINS='["https://portal.example"]',
         QA_FEEDBACK_DB=str(feedback_db),
         QA_ANSWER__MIN_CONFIDENCE="0.99",
-        QA_ADMIN_TOKEN="env-token",
+        QA_ADMIN_TOKEN="env-token-of-16-or-more",
+        QA_QUERY_LOG="off",
+        QA_MAX_BODY_BYTES="4000",
     )
     try:
         ready = wait_ready(base + "/readyz", process=proc)
@@ -217,8 +221,17 @@ def test_serve_takes_its_settings_from_the_environment(seed_settings: ServiceSet
             sent = http.post("/v1/feedback", json={"question": "q?", "citation": citation, "vote": "up"})
             assert sent.status_code == 201
             assert feedback_db.exists()
-            export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token"})
+            export = http.get("/v1/feedback", headers={"Authorization": "Bearer env-token-of-16-or-more"})
             assert export.status_code == 200 and len(export.text.splitlines()) == 1
+            # QA_MAX_BODY_BYTES: a body of 5,000 bytes is refused (the default takes 128 KiB), one of 1,900 is read
+            assert http.post("/v1/ask", json={"question": "x" * 5000}).status_code == 413
+            assert http.post("/v1/ask", json={"question": "dose? " + " " * 1900}).status_code == 200
+            # QA_QUERY_LOG=off: the questions asked and declined were not logged
+            unanswered = http.get("/v1/admin/unanswered", headers={"Authorization": "Bearer env-token-of-16-or-more"})
+            assert unanswered.status_code == 200 and unanswered.json() == []
+        with closing(sqlite3.connect(feedback_db)) as db:
+            assert db.execute("SELECT count(*) FROM queries").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
     finally:
         proc.terminate()
         # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells why it ended
@@ -279,14 +292,57 @@ def test_eval_exits_non_zero_below_its_floors_and_names_the_changed_questions(
     assert skipped.returncode == 0, skipped.stderr
 
 
+def test_eval_writes_floors_it_then_holds_and_takes_them_from_any_path(
+    seed_settings: ServiceSettings, tmp_path: Path
+) -> None:
+    gold = _tiny_gold(tmp_path)
+    floors = tmp_path / "elsewhere" / "my-floors.json"
+    index = ["--index", str(seed_settings.index_dir)]
+    missing = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+    floors.parent.mkdir()
+    written = qa("eval", str(gold), *index, "--floors", str(floors), "--write-floors", "--json")
+    assert written.returncode == 0, written.stderr
+    assert f"floors written to {floors}" in written.stderr
+    assert not (gold.parent / "floors.json").exists()  # written where it was told, not beside the gold file
+    table = json.loads(written.stdout)
+    held = Floors.load(floors)
+    assert set(held.floors) == {"heldout", "all"} and held.margin_questions == 2
+    assert [o.id for o in held.baseline] == ["a", "u"]
+    # each floor two questions under the run's figure (one unanswerable question: 1.0 - 2/1, kept at 0)
+    assert held.floors["heldout"]["unanswerable_declined"] < table["heldout"]["unanswerable_declined"]
+
+    assert qa("eval", str(gold), *index, "--floors", str(floors)).returncode == 0  # the run meets its own floors
+
+    raised = held.model_copy(update={"floors": {"all": {**held.floors["all"], "unanswerable_declined": 1.5}}})
+    floors.write_text(raised.model_dump_json(), encoding="utf-8")
+    breached = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert breached.returncode == 4 and "all unanswerable_declined fell to" in breached.stderr, breached.stderr
+    assert qa("eval", str(gold), *index, "--floors", str(floors), "--no-floors").returncode == 0
+
+    floors.write_text("{not json", encoding="utf-8")
+    invalid = qa("eval", str(gold), *index, "--floors", str(floors))
+    assert invalid.returncode == 1 and "is invalid" in invalid.stderr and "Traceback" not in invalid.stderr
+
+
 def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSettings, tmp_path: Path) -> None:
     import sqlite3
 
     newer = tmp_path / "records.sqlite3"
     with sqlite3.connect(newer) as db:
         db.execute("PRAGMA user_version = 99")
+    commented = tmp_path / "commented-keys.txt"
+    commented.write_text("# staff keys, rotated\n\n   \n# (none yet)\n", encoding="utf-8")
+    latin1 = tmp_path / "latin1-keys.txt"
+    latin1.write_bytes("clé-du-guichet\n".encode("latin-1"))
     for settings, expected in [
         ({"QA_API_KEYS_FILE": str(tmp_path / "missing-keys.txt")}, "API keys file can't be read"),
+        # configured but empty never opens the API
+        ({"QA_API_KEYS_FILE": str(commented)}, "holds no key"),
+        ({"QA_API_KEYS": '[""]'}, "blank API key"),
+        ({"QA_API_KEYS_FILE": str(latin1)}, "not UTF-8"),
+        ({"QA_ADMIN_TOKEN": "letmein"}, "at least 16 characters"),
         ({"QA_FEEDBACK_DB": str(newer)}, "version 99"),
         ({"QA_RATE_LIMIT": "lots"}, "QA_RATE_LIMIT"),
     ]:
@@ -296,3 +352,21 @@ def test_serve_refuses_unusable_files_with_a_message(seed_settings: ServiceSetti
         )
         assert result.returncode != 0 and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("trusted,statuses", [("127.0.0.1", [200, 200]), ("10.9.8.7", [200, 429])])
+def test_serve_believes_x_forwarded_for_only_from_the_proxies_it_is_told(
+    seed_settings: ServiceSettings, trusted: str, statuses: list[int]
+) -> None:
+    """Behind a proxy, the rate limit counts the callers it forwards, never the proxy itself; a
+    forwarded address from anybody else is ignored (or any caller could pick a fresh budget)."""
+    proc, base = _serve("--index", str(seed_settings.index_dir), "--forwarded-allow-ips", trusted,
+                        QA_RATE_LIMIT="1/minute")
+    try:
+        wait_ready(base + "/readyz", process=proc)
+        got = [httpx.get(base + "/v1/documents", headers={"X-Forwarded-For": caller}, timeout=60).status_code
+               for caller in ("203.0.113.1", "203.0.113.2")]
+        assert got == statuses
+    finally:
+        proc.terminate()
+        proc.wait(60)

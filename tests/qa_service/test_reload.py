@@ -168,3 +168,21 @@ def test_sighup_and_the_reload_endpoint_reach_every_worker(own_index: ServiceSet
     finally:
         proc.terminate()
         assert proc.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_sighup_reloads_a_single_process_server(own_index: ServiceSettings, embedder: Embedder) -> None:
+    proc, base = _serve("--index", str(own_index.index_dir))
+    try:
+        old = wait_ready(base + "/readyz", process=proc).json()["index_version"]
+        rebuild(own_index, embedder, extra=True)
+        proc.send_signal(signal.SIGHUP)  # no supervisor: the server itself reloads, and keeps running
+        deadline = time.monotonic() + 120
+        while (new := httpx.get(base + "/readyz", timeout=30).json()["index_version"]) == old:
+            assert proc.poll() is None, "SIGHUP ended the server"
+            assert time.monotonic() < deadline, "SIGHUP did not reload the index"
+            time.sleep(0.2)
+        assert httpx.get(base + "/readyz", timeout=30).json()["documents"] == 3  # the extra document is served
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        assert proc.wait(30) in (0, -signal.SIGTERM)

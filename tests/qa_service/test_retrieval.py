@@ -33,7 +33,7 @@ def test_adaptive_fusion_leans_on_the_embedding_when_it_matches_closely() -> Non
 
 
 def test_unknown_fusion_is_refused(answerer: Answerer) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'max' is not a valid FusionMode"):
         HybridRetriever(answerer.bundle, answerer.embedder, fusion="max")
 
 

@@ -75,6 +75,8 @@ def flatmap_body(context, body):  # noqa: ANN001, ANN201 - a schemathesis hook
 def fuzz_server(seed_settings: ServiceSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = ServiceSettings(
         index_dir=seed_settings.index_dir, admin_token=ADMIN_TOKEN,
+        # the fuzzer sends hundreds of admin calls and wrong tokens a minute: its limits are the seed's
+        auth_failure_limit=seed_settings.auth_failure_limit, admin_rate_limit=seed_settings.admin_rate_limit,
         feedback_db=tmp_path_factory.mktemp("fuzz") / "records.sqlite3",
     )
     with LiveServer(create_app(settings)) as live:

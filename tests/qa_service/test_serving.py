@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pytest
 
-from ingest.embedding import Embedder
+from ingest.embedding import Embedder, ModelNotFoundError
 from qa_service.answering import Answerer
 from qa_service.batching import BatchingEncoder
 from qa_service.service import build_answerer
@@ -28,7 +30,8 @@ def test_concurrent_encodes_are_batched_and_each_caller_gets_its_own_vector(embe
         busy.start()
         with ThreadPoolExecutor(max_workers=len(texts)) as pool:
             vectors = list(pool.map(lambda t: encoder.embed([t])[0], texts))
-        busy.join()
+        busy.join(120)
+        assert not busy.is_alive()
         np.testing.assert_allclose(np.stack(vectors), expected, atol=1e-5)
         # 150 + 24 texts in far fewer batches than callers
         assert encoder.encoded == len(long_batch) + len(texts)
@@ -48,17 +51,58 @@ def test_identical_questions_asked_at_once_are_encoded_once(embedder: Embedder) 
         encoder.close()
 
 
+class _HeldEmbedder(Embedder):
+    """A real embedder of a model that does not exist, whose first encode waits for the test:
+    the batches it is asked for are recorded, and each fails as the real one does."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def embed(self, texts, progress=None):  # noqa: ANN001, ANN201
+        self.batches.append(list(texts))
+        self.entered.set()
+        assert self.release.wait(60), "the test never released the encoder"
+        return super().embed(texts, progress)
+
+
 def test_a_failing_encode_reaches_every_waiting_caller() -> None:
-    encoder = BatchingEncoder(Embedder("no-such-model-anywhere"))
+    embedder = _HeldEmbedder("no-such-model-anywhere")
+    encoder = BatchingEncoder(embedder)
+    outcomes: dict[str, BaseException | np.ndarray] = {}
+
+    def call(text: str) -> None:
+        try:
+            outcomes[text] = encoder.embed([text])
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcomes[text] = exc
+
     try:
-        for _ in range(2):  # and the encoder thread survives it
-            try:
-                encoder.embed(["anything"])
-            except Exception as exc:  # noqa: BLE001
-                assert "no-such-model-anywhere" in str(exc)
-            else:
-                raise AssertionError("an encode with a missing model succeeded")
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        assert embedder.entered.wait(60)  # the encoder thread is busy with "first"
+        waiting = [threading.Thread(target=call, args=(text,)) for text in ("second", "third")]
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while encoder._queue.qsize() < 2:  # both are queued behind the busy encoder: one batch
+            assert time.monotonic() < deadline, "the two callers did not queue"
+            time.sleep(0.005)
+        embedder.release.set()
+        for thread in [first, *waiting]:
+            thread.join(60)
+            assert not thread.is_alive(), "a caller is still waiting"
+        assert embedder.batches == [["first"], ["second", "third"]]
+        for text in ("first", "second", "third"):
+            assert isinstance(outcomes[text], ModelNotFoundError), (text, outcomes[text])
+            assert "no-such-model-anywhere" in str(outcomes[text])
+        with pytest.raises(ModelNotFoundError, match="no-such-model-anywhere"):  # and the encoder thread survives it
+            encoder.embed(["later"])
+        assert embedder.batches[-1] == ["later"]
     finally:
+        embedder.release.set()
         encoder.close()
 
 

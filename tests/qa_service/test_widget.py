@@ -94,6 +94,12 @@ def new_page(browser: Browser, **options) -> tuple[Page, list[str]]:
         "console",
         lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
     )
+    # every violation of the page's policy, whether or not the browser logs it (a Trusted Types one
+    # inside a caught exception, say), is logged as one
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error("
+        "`Content Security Policy violation: ${e.violatedDirective} ${e.sample || ''}`));"
+    )
     return page, errors
 
 
@@ -125,8 +131,9 @@ class HostSite:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def page(self, name: str, api_url: str, extra: str = "", open_: bool = True, timeout_ms: int = 20000,
-             api_key: str | None = None) -> str:
+             api_key: str | None = None, title: str | None = None) -> str:
         key = f' data-api-key="{api_key}"' if api_key else ""
+        key += f' data-title="{title}"' if title else ""
         snippet = (
             f'<script src="{api_url}/widget.js" data-api="{api_url}" data-open="{str(open_).lower()}" '
             f'data-timeout="{timeout_ms}"{key}></script>'
@@ -387,6 +394,48 @@ def test_feedback_is_stored_and_exported(page: Page, api: LiveServer) -> None:
     assert mine[0]["answer"] == answer.locator(".answer-text").inner_text()
 
 
+def test_a_thumbs_down_is_stored_and_lists_the_question_as_unanswered(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    question = "Can baclofen be stopped suddenly?"
+    ask(page, question)
+    answer = last_turn_answers(page).locator("article.answer").first
+    expect(answer).to_be_visible()
+    answer.locator(".vote-down").click()
+    expect(answer.locator(".feedback-status")).to_contain_text("Thanks")
+    expect(answer.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    expect(answer.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    export = httpx.get(api.url + "/v1/admin/feedback", headers=admin)
+    mine = [r for r in map(json.loads, export.text.splitlines()) if r["question"] == question]
+    assert [(r["vote"], r["doc_id"]) for r in mine] == [("down", answer.get_attribute("data-doc-id"))]
+    unanswered = httpx.get(api.url + "/v1/admin/unanswered", headers=admin).json()
+    assert [q for q in unanswered if q["question"] == question], unanswered  # what the documents lack
+
+
+def test_answers_from_leaflets_of_different_medicines_carry_the_service_s_notice(page: Page, api: LiveServer) -> None:
+    # The widget's corpus holds leaflets of two medicines (baclofen and the mark-up one's Zebrafen):
+    # a question naming neither may be answered from both, and the service's notice says so.
+    question = "How should I store my tablets?"
+    body = httpx.post(api.url + "/v1/ask", json={"question": question, "top_k": 5}).json()
+    assert body["subjects"] == [] and body["notice"], body  # the service gives a notice here
+    page.goto(api.url + "/")
+    ask(page, question)
+    answers = last_turn_answers(page)
+    expect(answers.locator("article.answer").first).to_be_visible()
+    note = answers.locator(".subjects-note.warning")
+    expect(note).to_have_text(body["notice"])
+    expect(note).to_have_attribute("role", "note")
+
+
+def test_the_host_page_names_the_widget(page: Page, api: LiveServer, host: HostSite) -> None:
+    page.goto(host.page("titled.html", api.url, title="Pharmacy help line &lt;beta&gt;"))
+    heading = page.locator("#drugqa-widget .panel-header h2")
+    expect(heading).to_have_text("Pharmacy help line <beta>")  # as text
+    expect(page.locator("#drugqa-widget .panel")).to_have_attribute("aria-labelledby", heading.get_attribute("id"))
+    page.goto(host.page("untitled.html", api.url))
+    expect(page.locator("#drugqa-widget .panel-header h2")).to_have_text("Drug information")
+
+
 def test_markup_in_a_document_shows_as_text_and_runs_nothing(page: Page, api: LiveServer) -> None:
     page.goto(api.url + "/")
     ask(page, XSS_QUESTION)
@@ -400,9 +449,28 @@ def test_markup_in_a_document_shows_as_text_and_runs_nothing(page: Page, api: Li
     assert page.evaluate("typeof window.__xss") == "undefined"
     root_has = "sel => document.querySelector('#drugqa-widget').shadowRoot.querySelectorAll(sel).length"
     assert page.evaluate(root_has, ".document-view img, .log img, .document-view script, .log script") == 0
-    # the page itself forbids inline script
+    # the page itself forbids inline script, and parsing any string as HTML: the widget's whole
+    # conversation above ran under that policy (the page fixture fails on any violation)
     policy = httpx.get(api.url + "/").headers["content-security-policy"]
-    assert "script-src 'self'" in policy
+    assert "script-src 'self'" in policy and "require-trusted-types-for 'script'" in policy
+
+
+def test_the_demo_page_refuses_to_parse_any_string_as_html(browser: Browser, api: LiveServer) -> None:
+    """What the policy of the page above refuses, and that the page fixture hears of each refusal."""
+    page, errors = new_page(browser)
+    try:
+        page.goto(api.url + "/")
+        expect(page.locator("#drugqa-widget .panel")).to_be_visible()
+        sinks = ["document.body.innerHTML = '<b>x</b>'", "document.body.insertAdjacentHTML('beforeend', '<b>x</b>')",
+                 "document.createElement('div').outerHTML = '<b>x</b>'",
+                 "new DOMParser().parseFromString('<b>x</b>', 'text/html')", "document.write('<b>x</b>')"]
+        for sink in sinks:
+            refused = page.evaluate(f"() => {{ try {{ {sink}; return null; }} catch (e) {{ return e.message; }} }}")
+            assert refused and "TrustedHTML" in refused, (sink, refused)
+        assert page.locator("b").count() == 0
+    finally:
+        page.context.close()
+    assert len(errors) == len(sinks) and all("require-trusted-types-for" in e for e in errors), errors
 
 
 def test_embedded_on_an_allowed_origin_it_answers(
@@ -435,11 +503,16 @@ def test_with_api_keys_set_the_widget_sends_its_key(
 def test_embedded_on_a_refused_origin_it_says_so(page: Page, host: HostSite, widget_settings: ServiceSettings) -> None:
     settings = widget_settings.model_copy(update={"cors_origins": [], "cors_origin_regex": None})
     with LiveServer(create_app(settings)) as other:
+        console: list[str] = []
+        page.on("console", lambda msg: console.append(msg.text))
         page.goto(host.page("refused.html", other.url))
         expect(page.locator("#drugqa-widget .panel")).to_be_visible()  # the script and styles load
         ask(page, QUESTION)
-        expect(page.locator("#drugqa-widget .turn-error")).to_be_visible()
+        # the browser refused the answer for its origin, and the widget says it can't reach the service
+        expect(page.locator("#drugqa-widget .turn-error")).to_contain_text("can't be reached")
+        expect(page.locator("#drugqa-widget .turn-error button")).to_be_visible()  # with a retry
         expect(page.locator("#drugqa-widget article.answer")).to_have_count(0)
+        assert any("blocked by CORS policy" in line and "/v1/ask" in line for line in console), console
 
 
 def test_styles_are_scoped_themable_and_fit_a_narrow_screen(browser: Browser, api: LiveServer, host: HostSite) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ..deps import StateDep
+from ..deps import OpsDep, StateDep
 from ..errors import RESPONSES
 from ..metrics import render
 
@@ -17,7 +17,7 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: RESPONSES[503]})
+@router.get("/readyz", dependencies=[OpsDep], responses={401: RESPONSES[401], 503: RESPONSES[503]})
 async def readyz(state: StateDep) -> dict:
     """The index is loaded and questions can be answered (503 until then)."""
     answerer = state.require()
@@ -33,7 +33,8 @@ async def readyz(state: StateDep) -> dict:
     }
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get("/metrics", dependencies=[OpsDep], response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}, 401: RESPONSES[401]})
 async def metrics() -> Response:
     """Prometheus metrics: requests by route and status, latency, answered and declined questions,
     answer-cache hits, the served index's version, documents and chunks."""

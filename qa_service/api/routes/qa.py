@@ -13,7 +13,7 @@ from ...results import AskResult, SearchResult
 from ..deps import AnswererDep, RecordsDep, require_api_key
 from ..errors import RESPONSES
 from ..metrics import CACHE, QUESTIONS
-from ..schemas import MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, SearchResponse
+from ..schemas import MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, AskRequest, AskResponse, SearchResponse
 
 _R = TypeVar("_R", AskResult, SearchResult)
 
@@ -58,7 +58,9 @@ async def search(
     records: RecordsDep,
     request: Request,
     k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages")] = 10,
-    doc_id: Annotated[list[str] | None, Query(description="Only search these documents")] = None,
+    doc_id: Annotated[
+        list[str] | None, Query(max_length=MAX_DOC_IDS, description=f"Only search these documents (at most {MAX_DOC_IDS})")
+    ] = None,
 ) -> Response:
     """Ranked passages for a query (hybrid dense + BM25 retrieval), verbatim and cited."""
     if not q.strip():
