@@ -10,17 +10,34 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser index run test train eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
+.PHONY: setup lock browser index run test train eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
+
+# Every extra the tests need; the base set alone is what `qa serve` needs.
+EXTRAS := test,train,ray,eval,ingest
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Versions come from constraints.txt (make lock refreshes it).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first and pinned, so that no dependency pulls a CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,train,ray]'
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# Rewrites constraints.txt with the newest versions pyproject.toml allows: a throwaway venv
+# installed as make setup does but without the constraints, then frozen (without the project).
+# Run the tests on the result (make test) before committing it.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/pip" install --quiet torch==2.13.0; \
+	"$$tmp/venv/bin/pip" install --quiet -e '.[$(EXTRAS)]'; \
+	{ sed -n '/^#/p' constraints.txt; "$$tmp/venv/bin/pip" freeze --exclude-editable; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt
+	@echo "constraints.txt refreshed: review git diff constraints.txt, then make test"
 
 # Builds the index if it is missing or stale (a no-op when nothing changed).
 # Exit status 3 means "built, but some files were skipped": they are listed above it.

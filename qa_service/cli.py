@@ -34,6 +34,12 @@ IndexOption = Annotated[
 def _settings(index: Path | None = None, **overrides: object) -> ServiceSettings:
     from pydantic import ValidationError
 
+    from .settings import unknown_environment
+
+    # The settings ignore QA_ variables they don't read: a misspelt or outdated name would change nothing.
+    for name, nearest in unknown_environment(os.environ):
+        hint = f"; did you mean {nearest}?" if nearest else " (README, \"Settings\", lists them)"
+        typer.echo(f"warning: {name} is not a setting and is ignored{hint}", err=True)
     try:
         settings = ServiceSettings()
     except ValidationError as exc:
@@ -48,6 +54,16 @@ def _settings(index: Path | None = None, **overrides: object) -> ServiceSettings
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _require_extra(extra: str, what: str) -> None:
+    """Stop with what to install when the command's optional packages are missing."""
+    from ingest.extras import MissingExtraError, require
+
+    try:
+        require(extra, what)
+    except MissingExtraError as exc:
+        _fail(str(exc))
 
 
 class _RichProgress:
@@ -104,6 +120,7 @@ def ingest(
     """
     from contextlib import nullcontext
 
+    _require_extra("ingest", "qa ingest")
     from ingest.build import IndexBuilder
     from ingest.ray_embedding import RayEncoder, RayIngestError
 
@@ -322,6 +339,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    _require_extra("eval", "qa eval")
     from .evaluation import METRICS, Floors, dump_results, load_gold, report, run_gold
 
     if not gold.exists():

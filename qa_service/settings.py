@@ -8,10 +8,15 @@ environment a group's field is ``QA_<GROUP>__<FIELD>``, e.g.
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import SettingsConfigDict
 
 from ingest.settings import IngestSettings
@@ -412,3 +417,47 @@ class ServiceSettings(IngestSettings):
                 )
             keys |= in_file
         return frozenset(keys)
+
+
+def _group_model(annotation: object) -> type[BaseModel] | None:
+    """The settings model a field holds (``X`` or ``X | None``), if it holds one."""
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return models[0] if len(models) == 1 else None
+
+
+def environment_names(settings: type[BaseModel] = ServiceSettings) -> dict[str, FieldInfo]:
+    """Every environment variable ``settings`` reads, upper-cased, with its field: ``QA_<FIELD>``
+    and, for a group of settings, ``QA_<GROUP>`` (a JSON object) and ``QA_<GROUP>__<FIELD>``."""
+    config = getattr(settings, "model_config", {})
+    prefix = str(config.get("env_prefix", "")).upper()
+    delimiter = config.get("env_nested_delimiter") or "__"
+    names: dict[str, FieldInfo] = {}
+
+    def walk(model: type[BaseModel], stem: str) -> None:
+        for field_name, info in model.model_fields.items():
+            name = (stem + field_name).upper()
+            names[name] = info
+            group = _group_model(info.annotation)
+            if group is not None:
+                walk(group, name + delimiter)
+
+    walk(settings, prefix)
+    return names
+
+
+def unknown_environment(environ: Mapping[str, str], settings: type[BaseModel] = ServiceSettings) -> list[tuple[str, str | None]]:
+    """The ``QA_`` variables of ``environ`` that no setting reads (pydantic ignores them), each with
+    the closest setting's name (same field name in another group first, else the nearest spelling)."""
+    known = environment_names(settings)
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known:
+            continue
+        leaf = upper.rsplit("__", 1)[-1].removeprefix(prefix)
+        same_leaf = [k for k in known if k.rsplit("__", 1)[-1].removeprefix(prefix) == leaf]
+        nearest = same_leaf or difflib.get_close_matches(upper, list(known), n=1, cutoff=0.7)
+        found.append((name, nearest[0] if nearest else None))
+    return found
