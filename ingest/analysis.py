@@ -48,6 +48,21 @@ def _terms_of(text: str) -> tuple[str, ...]:
     return tuple(bm25s.tokenize([text], stopwords=_STOP_LIST, stemmer=_stemmer(), return_ids=False, show_progress=False)[0])
 
 
+_BM25_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+"""bm25s' token pattern: what ``terms`` splits text at."""
+
+
+def term_spans(text: str, wanted: frozenset[str] | set[str]) -> list[tuple[int, int]]:
+    """Offsets ``(start, end)`` in ``text`` of the words whose search term (as ``terms`` makes it)
+    is in ``wanted``: where a query's terms occur, in the text's own coordinates."""
+    found = []
+    for match in _BM25_TOKEN.finditer(text):
+        word = match.group().lower()
+        if word not in STOP_WORDS and stem(word) in wanted:
+            found.append((match.start(), match.end()))
+    return found
+
+
 def stems(text: str) -> tuple[str, ...]:
     """Every token of ``text`` stemmed, stop words kept: for matching phrases in order."""
     words = [w.replace("’", "'").strip("'-") for w in _TOKEN.findall(text.lower())]

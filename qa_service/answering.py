@@ -21,6 +21,7 @@ import numpy as np
 
 from ingest.units import HEADING_FLAG, Unit, unit_from_row
 
+from ingest.analysis import term_spans, terms
 from ingest.subjects import other_names
 from .abstention import UnknownSubjectDetector, confidence_label
 from .expansion import Expansion, QueryExpander
@@ -29,8 +30,10 @@ from .ranking import FEATURES, AnswerRanker, Candidates, FeatureBuilder
 from .reader import AnswerReader, ReaderError, reader_passage
 from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
+from .provenance import code_version, config_hash
 from .retrieval import Candidate, HybridRetriever, SubjectNarrowing, SubjectQuery, minmax
-from .results import Answer, AskResult, Citation, Hit, Passage, SearchResult, Source
+from .results import Answer, AskResult, Citation, Hit, Meta, Passage, SearchResult, Source, passage_id
+from .scope import DEFAULT_OPTIONS, Collapse, QueryOptions, Scope, ScopeResolver, SubjectsMode
 from .settings import AnswerSettings, ServiceSettings
 
 
@@ -116,6 +119,10 @@ class Reading:
     """Why the question can't be read: a name as near to two subjects as to one."""
     ranker_logits: np.ndarray | None = None
     """The ranker's logit of each candidate (the better of the question's readings)."""
+    query: Query | None = None
+    """The question as it was searched."""
+    narrowed_to: list[str] | None = None
+    """The documents the question was read in, when not all."""
     reader_logits: np.ndarray | None = None
     """The reader's logit of each candidate it read (NaN: not read; None: no reader)."""
 
@@ -245,6 +252,14 @@ class Answerer:
         # Answer units as the span grower reads them: a document's, the first time a span grows in it.
         self._units: list[Unit | None] = [None] * len(bundle.units)
         self._doc_units = [bundle.unit_range(doc_id) for doc_id in bundle.doc_ids]
+        self.scopes = ScopeResolver(bundle)
+        self.meta = Meta(
+            index_version=self.index_version,
+            models={"embedding": bundle.manifest.embed_model,
+                    "reader": reader.name if reader is not None else None},
+            code_version=code_version(),
+            config_hash=config_hash(settings, reader.config.fingerprint if reader is not None else None),
+        )
 
     @property
     def models(self) -> str:
@@ -306,12 +321,14 @@ class Answerer:
         )
 
     def _follow_subjects(
-        self, question: str, doc_ids: Collection[str] | None
+        self, question: str, doc_ids: Collection[str] | None, mode: SubjectsMode = SubjectsMode.AUTO
     ) -> tuple[SubjectMatch, str, Collection[str] | None, list[str] | None]:
         """The subjects the question names, the question with misspelt names put right, the
         documents to read (those about the subjects, unless the caller chose documents, where the
         subjects filter: see :class:`SubjectNarrowing`), and the documents whose passages gain the
-        subject bonus (where they don't)."""
+        subject bonus (where they don't). ``mode`` off: no subjects, the question as it is."""
+        if mode == SubjectsMode.OFF:
+            return SubjectMatch(), question, doc_ids, None
         subjects = self.subjects.find(question)
         for word, name in subjects.corrected.items():
             question = re.sub(rf"\b{re.escape(word)}\b", name, question)
@@ -349,51 +366,120 @@ class Answerer:
         dense = (pronoun.question if mode == SubjectQuery.PRONOUN else expansion.question) if plain else reading
         return Query(dense, lexical, without, units if units != reading else None, terms, reading)
 
-    def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None,
+               options: QueryOptions = DEFAULT_OPTIONS) -> SearchResult:
+        """The passages that match ``query`` best, after ``options.offset`` of them: only from
+        ``doc_ids`` and the filter's passages when given (nothing else is ranked)."""
         began = time.perf_counter()
         doc_ids = self._check_doc_ids(doc_ids)
         return self._cached(
-            self._cache_key("search", query, k, doc_ids), lambda: self._search(query, k, doc_ids, began), query, began
+            self._cache_key("search", query, k, doc_ids, options),
+            lambda: self._search(query, k, self.scopes.resolve(options.filter, doc_ids), options, began),
+            query, began,
         )
 
-    def _search(self, query: str, k: int, doc_ids: Collection[str] | None, began: float) -> SearchResult:
-        results = []
-        subjects, query_text, doc_ids, boosted = self._follow_subjects(query, doc_ids)
+    def _search(self, query: str, k: int, scope: Scope, options: QueryOptions, began: float) -> SearchResult:
+        retrieval = self.settings.retrieval
+        collapse = options.collapse or (Collapse.PASSAGE if retrieval.collapse_chunks else Collapse.NONE)
+        if scope.empty:
+            return SearchResult(query=query, results=[], took_ms=(time.perf_counter() - began) * 1000,
+                                offset=options.offset, meta=self.meta)
+        subjects, query_text, doc_ids, boosted = self._follow_subjects(query, scope.doc_ids, options.subjects)
         searched = self._query(query_text, self.expander.expand(query_text), subjects)
         query_vector = self.embedder.embed([searched.dense])[0]
-        retrieval = self.settings.retrieval
-        # Collapsing merges chunks: ask for more, so that k distinct passages are left.
-        depth = 3 * k if retrieval.collapse_chunks else k
-        found = self.retriever.search(searched.lexical, depth, doc_ids, query_vector=query_vector,
+        wanted = options.offset + k
+        # Collapsing merges chunks: ask for more, so that ``wanted`` distinct passages are left.
+        depth = {Collapse.NONE: wanted, Collapse.PASSAGE: 3 * wanted}.get(collapse, 10 * wanted)
+        ranking = self.retriever.rank(searched.lexical, depth, doc_ids, query_vector=query_vector,
                                       boost_docs=boosted, boost=retrieval.subject_boost,
-                                      expansion=searched.expansion, expansion_weight=retrieval.expansion_weight)
+                                      expansion=searched.expansion, expansion_weight=retrieval.expansion_weight,
+                                      rows=scope.chunk_rows, depth=max(self.retriever.candidates, wanted))
+        found = ranking.candidates
         ranges = [(c.chunk.doc_id, c.chunk.section, c.chunk.start, c.chunk.end, c.score) for c in found]
-        if retrieval.collapse_chunks:
-            ranges = collapse_chunks(ranges, lambda doc_id: self.bundle.documents[doc_id].text, k)
-        for doc_id, _, start, end, score in ranges[:k]:
+        if collapse == Collapse.PASSAGE:
+            ranges = collapse_chunks(ranges, lambda doc_id: self.bundle.documents[doc_id].text, wanted)
+        elif collapse == Collapse.DOCUMENT:
+            ranges = list({r[0]: r for r in reversed(ranges)}.values())[::-1]  # each document's best
+            ranges.sort(key=lambda r: -r[4])
+        by_range = {(c.chunk.doc_id, c.chunk.start, c.chunk.end): c for c in found}
+        # Equal (shown) scores in passage-id order: the same list on every run.
+        ranges = sorted(ranges[:wanted], key=lambda r: (-round(r[4], 6), r[0], r[2], r[3]))
+        wanted_terms = frozenset(terms([searched.lexical])[0]) if options.highlight else frozenset()
+        results = []
+        for doc_id, _, start, end, score in ranges[options.offset:wanted]:
             document = self.bundle.documents[doc_id]
+            text = document.text[start:end]
+            candidate = by_range.get((doc_id, start, end))
             results.append(
                 Hit(
-                    text=document.text[start:end],
+                    text=text,
                     score=round(score, 6),
                     citation=self._citation(document, start, end),
+                    passage_id=passage_id(doc_id, start, end),
+                    highlights=tuple((start + a, start + b) for a, b in term_spans(text, wanted_terms)),
+                    explain=self._explain_hit(candidate, ranking, found, doc_id, start, end)
+                    if options.explain else None,
                 )
             )
+        explain = None
+        if options.explain:
+            explain = self._explain_query(searched, subjects, doc_ids, boosted, options)
+            explain.update(fusion=ranking.fusion, dense_weight=ranking.dense_weight,
+                           lexical_weight=None if ranking.dense_weight is None else 1.0 - ranking.dense_weight,
+                           collapse=collapse.value)
         return SearchResult(
-            query=query, subjects=subjects.names, results=results, took_ms=(time.perf_counter() - began) * 1000
+            query=query, subjects=subjects.names, results=results, took_ms=(time.perf_counter() - began) * 1000,
+            offset=options.offset, candidates=ranking.considered, meta=self.meta, explain=explain,
         )
 
-    def unit_search(self, query_vector: np.ndarray, doc_ids: Collection[str] | None, k: int) -> dict[int, int]:
-        """The ``k`` answer units closest to the question in the whole corpus (or in ``doc_ids``): row -> rank."""
+    def _explain_query(self, searched: Query, subjects: SubjectMatch, doc_ids: Collection[str] | None,
+                       boosted: list[str] | None, options: QueryOptions) -> dict:
+        """How a query was searched: what each side searched for, the expansion, the subjects."""
+        return {
+            "dense_query": searched.dense,
+            "lexical_query": searched.lexical,
+            "lexical_terms": list(dict.fromkeys(terms([searched.lexical])[0])),
+            "expanded_terms": list(searched.expansion),
+            "subjects": subjects.names,
+            "subjects_mode": options.subjects.value,
+            "narrowed_to": None if doc_ids is None else sorted(doc_ids),
+            "boosted": None if boosted is None else sorted(boosted),
+            "filter": options.filter.as_dict(),
+        }
+
+    def _explain_hit(self, candidate: Candidate | None, ranking, found: list[Candidate],  # noqa: ANN001
+                     doc_id: str, start: int, end: int) -> dict:
+        """Why a result ranked where it did: its best chunk's raw scores and bonuses, and the
+        chunks merged into it (a collapsed passage)."""
+        merged = [c for c in found if c.chunk.doc_id == doc_id and start <= c.chunk.start and c.chunk.end <= end]
+        best = candidate or (merged[0] if merged else None)
+        retrieval = self.settings.retrieval
+        return {
+            "dense": None if best is None else round(best.dense, 6),
+            "lexical": None if best is None else round(best.lexical, 6),
+            "fused": None if best is None else round(best.score, 6),
+            "dense_weight": ranking.dense_weight,
+            "expansion_share": None if best is None else round(best.phrase, 6),
+            "expansion_weight": retrieval.expansion_weight,
+            "subject_boost": retrieval.subject_boost if best is not None and best.boosted else 0.0,
+            "chunks": [passage_id(c.chunk.doc_id, c.chunk.start, c.chunk.end) for c in merged],
+        }
+
+    def unit_search(self, query_vector: np.ndarray, doc_ids: Collection[str] | None, k: int,
+                    within: np.ndarray | None = None) -> dict[int, int]:
+        """The ``k`` answer units closest to the question in the whole corpus (or in ``doc_ids``, and
+        among the rows ``within``): row -> rank."""
         bundle = self.bundle
         if k <= 0 or not len(bundle.units):
             return {}
-        rows = None
+        rows = within
         if doc_ids is not None:
             ranges = [bundle.unit_range(d) for d in doc_ids]
             rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges else np.zeros(0, dtype=np.int64)
-            if not len(rows):
-                return {}
+            if within is not None:
+                rows = np.intersect1d(rows, within)
+        if rows is not None and not len(rows):
+            return {}
         # Headings are not answers: ask for more until k others are found (or none are left).
         available = len(bundle.units) if rows is None else len(rows)
         asked = 2 * k
@@ -420,9 +506,14 @@ class Answerer:
             end += 1
         return start, end
 
-    def read(self, question: str, doc_ids: Collection[str] | None = None) -> Reading:
-        """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision yet)."""
-        subjects, question, doc_ids, boosted = self._follow_subjects(question, doc_ids)
+    def read(self, question: str, doc_ids: Collection[str] | None = None,
+             options: QueryOptions = DEFAULT_OPTIONS) -> Reading:
+        """Retrieve passages and units, score every candidate unit, grow the best into spans (no decision
+        yet); only in ``doc_ids`` and the passages of the options' filter, when given."""
+        scope = self.scopes.resolve(options.filter, None if doc_ids is None else list(doc_ids))
+        if scope.empty:
+            return Reading([], [], SubjectMatch(), narrowed_to=[])
+        subjects, question, doc_ids, boosted = self._follow_subjects(question, scope.doc_ids, options.subjects)
         if subjects.ambiguous:
             word, names = next(iter(subjects.ambiguous.items()))
             return Reading([], [], subjects, ambiguous=f"'{word}' could be {' or '.join(names)}: which one is meant?")
@@ -446,7 +537,7 @@ class Answerer:
             absent_words, dict(zip(undecided, vectors[first_undecided:first_undecided + len(undecided)]))
         )
         if unknown:
-            return Reading(unknown, [], subjects)
+            return Reading(unknown, [], subjects, query=query)
         absent = self.unknown_subjects.absent_share(question, absent_words)
         passage_docs = doc_ids
         if boosted is not None:
@@ -457,6 +548,7 @@ class Answerer:
             query.lexical, self.settings.answer.reader_passages, passage_docs, query_vector=passage_vector,
             boost_docs=boosted, boost=self.settings.retrieval.subject_boost,
             expansion=query.expansion, expansion_weight=self.settings.retrieval.expansion_weight if follow else 0.0,
+            rows=scope.chunk_rows,
         )
         bundle = self.bundle
         units = bundle.units
@@ -475,11 +567,13 @@ class Answerer:
             for row in (*range(start, lo), *range(hi, end)):
                 read_with.setdefault(row, c.chunk.chunk_id)
                 rows.add(row)
-        unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates)
+        unit_ranks = self.unit_search(unit_vector, doc_ids, self.settings.answer.unit_candidates, scope.unit_rows)
         for row in unit_ranks:
             rows.add(row)
         ordered = np.array(sorted(rows), dtype=np.int64)
         ordered = ordered[(units["flags"][ordered] & HEADING_FLAG) == 0]
+        if scope.unit_rows is not None:  # a section filter: no unit outside it is scored, or grown into
+            ordered = ordered[np.isin(ordered, scope.unit_rows)]
         # Units compared with "it" for the names order the answers; but the ranker's confidence
         # was fitted on questions compared whole, and "What is it?" is near nothing. Each unit's
         # confidence is the better of the two readings, so naming a medicine never costs an answer.
@@ -545,7 +639,8 @@ class Answerer:
             texts = [bundle.documents[s.candidate.chunk.doc_id].text[s.span.start:s.span.end] for s in head]
             reranked = np.argsort(-self.reranker.scores(question, texts), kind="stable")
             scored = [head[i] for i in reranked] + scored[len(head):]
-        return Reading([], scored, subjects, candidates, ranker_logits=logits, reader_logits=reader_logits)
+        return Reading([], scored, subjects, candidates, ranker_logits=logits, reader_logits=reader_logits,
+                       query=query, narrowed_to=None if passage_docs is None else list(passage_docs))
 
     def _several_subjects_notice(self, doc_ids: list[str]) -> str | None:
         """When a question names no subject and its answers come from documents about
@@ -561,10 +656,11 @@ class Answerer:
                     )
         return None
 
-    def _cache_key(self, kind: str, question: str, count: int, doc_ids: Collection[str] | None) -> tuple:
+    def _cache_key(self, kind: str, question: str, count: int, doc_ids: Collection[str] | None,
+                   options: QueryOptions = DEFAULT_OPTIONS) -> tuple:
         """Repeats of a question (case and spacing aside, same options, same index) share one entry."""
         return (kind, " ".join(question.casefold().split()), count,
-                None if doc_ids is None else tuple(sorted(set(doc_ids))), self.index_version)
+                None if doc_ids is None else tuple(sorted(set(doc_ids))), options, self.index_version)
 
     def _recall(self, key: tuple, question: str, began: float) -> AskResult | SearchResult | None:
         """The kept response for ``key``, echoing the caller's own wording and its own time (None: not kept)."""
@@ -590,30 +686,41 @@ class Answerer:
                 self.cache_misses += 1
         return made
 
-    def recall_ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResult | None:
+    def recall_ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None,
+                   options: QueryOptions = DEFAULT_OPTIONS) -> AskResult | None:
         """:meth:`ask`'s answer if it is in the answer cache, else None: a dictionary look-up, no
         model and no index, cheap enough for the server's event loop (a miss then goes to a worker)."""
         began = time.perf_counter()
         doc_ids = self._check_doc_ids(doc_ids)
-        return self._recall(self._cache_key("ask", question, top_k, doc_ids), question, began)  # type: ignore[return-value]
+        return self._recall(self._cache_key("ask", question, top_k, doc_ids, options), question, began)  # type: ignore[return-value]
 
-    def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None) -> SearchResult | None:
+    def recall_search(self, query: str, k: int = 10, doc_ids: Collection[str] | None = None,
+                      options: QueryOptions = DEFAULT_OPTIONS) -> SearchResult | None:
         """:meth:`search`'s passages if they are in the answer cache, else None (as :meth:`recall_ask`)."""
         began = time.perf_counter()
         doc_ids = self._check_doc_ids(doc_ids)
-        return self._recall(self._cache_key("search", query, k, doc_ids), query, began)  # type: ignore[return-value]
+        return self._recall(self._cache_key("search", query, k, doc_ids, options), query, began)  # type: ignore[return-value]
 
-    def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None) -> AskResult:
+    def ask(self, question: str, top_k: int = 3, doc_ids: Collection[str] | None = None,
+            options: QueryOptions = DEFAULT_OPTIONS) -> AskResult:
+        """Verbatim answers to ``question`` with their citations, or why there are none; only from
+        ``doc_ids`` and the passages of the options' filter, when given."""
         began = time.perf_counter()
         doc_ids = self._check_doc_ids(doc_ids)
         return self._cached(
-            self._cache_key("ask", question, top_k, doc_ids), lambda: self._ask(question, top_k, doc_ids, began),
-            question, began,
+            self._cache_key("ask", question, top_k, doc_ids, options),
+            lambda: self._ask(question, top_k, doc_ids, options, began), question, began,
         )
 
-    def _ask(self, question: str, top_k: int, doc_ids: Collection[str] | None, began: float) -> AskResult:
+    def _ask(self, question: str, top_k: int, doc_ids: Collection[str] | None, options: QueryOptions,
+             began: float) -> AskResult:
 
         subjects: list[str] = []
+
+        reading = self.read(question, doc_ids, options)
+        subjects = reading.subjects.names
+        candidates = 0 if reading.candidates is None else len(reading.candidates.features)
+        explain = self._explain_reading(reading, options) if options.explain else None
 
         def declined(reason: str) -> AskResult:
             return AskResult(
@@ -623,10 +730,13 @@ class Answerer:
                 subjects=subjects,
                 answers=[],
                 took_ms=(time.perf_counter() - began) * 1000,
+                candidates=candidates,
+                meta=self.meta,
+                explain=explain,
             )
 
-        reading = self.read(question, doc_ids)
-        subjects = reading.subjects.names
+        if reading.narrowed_to == [] and reading.query is None:
+            return declined("no document matches the filter")
         if reading.unknown_subjects:
             return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}")
         if reading.ambiguous:
@@ -646,18 +756,24 @@ class Answerer:
                 f"needed {threshold:.2f})"
             )
         answers = []
+        wanted_terms = frozenset(terms([reading.query.lexical])[0]) if options.highlight and reading.query else frozenset()
         for item in chosen[:top_k]:
             chunk = item.candidate.chunk
             document = documents[chunk.doc_id]
             # A list the answer takes may run past the chunk: the passage holds it all.
             p_start, p_end = min(chunk.start, item.span.start), max(chunk.end, item.span.end)
+            text = document.text[item.span.start:item.span.end]
             answers.append(
                 Answer(
-                    text=document.text[item.span.start:item.span.end],
+                    text=text,
                     score=round(item.confidence, 4),
                     confidence=confidence_label(item.confidence, threshold),
                     citation=self._citation(document, item.span.start, item.span.end),
                     passage=Passage(text=document.text[p_start:p_end], start=p_start, end=p_end),
+                    passage_id=passage_id(chunk.doc_id, item.span.start, item.span.end),
+                    highlights=tuple((item.span.start + a, item.span.start + b)
+                                     for a, b in term_spans(text, wanted_terms)),
+                    explain=self._explain_answer(item) if options.explain else None,
                 )
             )
         heard = {item.candidate.chunk.doc_id for item in chosen}
@@ -671,4 +787,37 @@ class Answerer:
             answers=answers,
             silent=silent if len(silent) <= MAX_SILENT else [],
             took_ms=(time.perf_counter() - began) * 1000,
+            candidates=candidates,
+            meta=self.meta,
+            explain=explain,
         )
+
+    def _explain_reading(self, reading: Reading, options: QueryOptions) -> dict:
+        """How a question was read: what each side searched for, the expansion, the subjects, the bar."""
+        query = reading.query
+        return {
+            "dense_query": None if query is None else query.dense,
+            "lexical_query": None if query is None else query.lexical,
+            "lexical_terms": [] if query is None else list(dict.fromkeys(terms([query.lexical])[0])),
+            "expanded_terms": [] if query is None else list(query.expansion),
+            "subjects": reading.subjects.names,
+            "subjects_mode": options.subjects.value,
+            "narrowed_to": None if reading.narrowed_to is None else sorted(reading.narrowed_to),
+            "filter": options.filter.as_dict(),
+            "min_confidence": self.settings.answer.min_confidence,
+            "fusion": self.retriever.fusion.value,
+        }
+
+    def _explain_answer(self, item: ScoredSpan) -> dict:
+        """Why an answer ranked where it did: the ranker's features, each one's contribution to its
+        logit, the confidence, and its passage's retrieval scores."""
+        values = np.array([item.features[name] for name in FEATURES])
+        contributions = self.ranker.contributions(values)
+        return {
+            "confidence": round(item.confidence, 6),
+            "ranker_logit": round(float(self.ranker.logit(values[None, :])[0]), 6),
+            "features": {name: round(float(v), 6) for name, v in zip(FEATURES, values)},
+            "contributions": {name: round(float(c), 6) for name, c in zip(FEATURES, contributions)},
+            "passage": {"dense": round(item.candidate.dense, 6), "lexical": round(item.candidate.lexical, 6),
+                        "fused": round(item.candidate.score, 6)},
+        }

@@ -414,6 +414,11 @@ class AnswerRanker:
             return np.zeros(0)
         return ((features - self.mean) / self.scale) @ self.coef + self.intercept
 
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Each feature's share of one candidate's logit (the intercept aside): standardised value
+        times its coefficient."""
+        return (np.asarray(features) - self.mean) / self.scale * self.coef
+
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Calibrated confidence in 0..1; the same order as :meth:`logit` within a question."""
         if not len(features):

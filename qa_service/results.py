@@ -7,7 +7,41 @@ response schemas at the edge (``qa_service.api.schemas``), field for field.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
+
+_PASSAGE_ID = re.compile(r"^(?P<doc_id>.+):(?P<start>\d{1,12})-(?P<end>\d{1,12})$")
+
+
+def passage_id(doc_id: str, start: int, end: int) -> str:
+    """A span's id, ``doc_id:start-end``: the same for the same text of a document in every rebuild."""
+    return f"{doc_id}:{start}-{end}"
+
+
+def parse_passage_id(value: str) -> tuple[str, int, int]:
+    """``(doc_id, start, end)`` of a passage id; ValueError when it is not one."""
+    found = _PASSAGE_ID.match(value)
+    if found is None:
+        raise ValueError(f"{value!r} is no passage id (doc_id:start-end)")
+    return found["doc_id"], int(found["start"]), int(found["end"])
+
+
+Highlights = tuple[tuple[int, int], ...]
+"""Offsets ``(start, end)`` of matched query terms, in the document's text (the citations' coordinates)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What produced a response: rerun with the same and the results are the same."""
+
+    index_version: str
+    models: dict[str, str | None]
+    """The embedding model and the reader (None when off)."""
+    code_version: str
+    config_hash: str
+    """A hash of every setting that changes results (retrieval and answer settings, the ranker's
+    data, the synonyms, the reader's fingerprint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +77,10 @@ class Answer:
     """The score in words: strong, moderate or weak match."""
     citation: Citation
     passage: Passage
+    passage_id: str = ""
+    """The answer's span as a passage id (``GET /v1/passages/{id}`` returns it)."""
+    highlights: Highlights = ()
+    explain: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +107,11 @@ class AskResult:
     silent: list[Source] = field(default_factory=list)
     """Documents about the medicine the question names that hold no answer to it clearing the
     confidence bar: they are silent on the question (not shown, not guessed from)."""
+    candidates: int = 0
+    """Answer units scored."""
+    meta: Meta | None = None
+    explain: dict[str, Any] | None = None
+    """How the question was searched: its expanded terms, the subjects and documents it was narrowed to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +121,10 @@ class Hit:
     text: str
     score: float
     citation: Citation
+    passage_id: str = ""
+    highlights: Highlights = ()
+    explain: dict[str, Any] | None = None
+    """The dense and lexical scores, the fusion weights, the expansion and subject bonuses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +135,10 @@ class SearchResult:
     results: list[Hit]
     took_ms: float
     subjects: list[str] = field(default_factory=list)
+    offset: int = 0
+    """Results skipped before these (paging)."""
+    candidates: int = 0
+    """Chunks scored for the query."""
+    meta: Meta | None = None
+    explain: dict[str, Any] | None = None
+    """How the query was searched: its expanded terms, the subjects and documents it was narrowed to."""

@@ -83,6 +83,23 @@ class Candidate:
     """Cosine similarity between the question and the chunk."""
     lexical: float
     """BM25 score of the chunk (0 when no question term occurs in it)."""
+    phrase: float = 0.0
+    """Share of the expansion's phrases the chunk holds (0 without an expansion bonus)."""
+    boosted: bool = False
+    """The chunk gained the subject boost."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A fused ranking and how it was made (what ``explain`` reports)."""
+
+    candidates: list[Candidate]
+    considered: int
+    """Chunks scored (both retrievers' candidates, pooled)."""
+    fusion: str
+    dense_weight: float | None
+    """The dense side's weight in linear or adaptive fusion (the lexical side's is 1 minus it)."""
+    features: QueryFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,17 @@ def minmax(values) -> np.ndarray:  # noqa: ANN001
         return array
     span = array.max() - array.min()
     return (array - array.min()) / span if span > 0 else np.zeros_like(array)
+
+
+def dense_weight(rule: str, features: QueryFeatures | None, **params: float) -> float | None:
+    """The dense weight :func:`fuse` gives a query under ``rule`` (None for rules without one)."""
+    if rule == FusionMode.LINEAR:
+        return params.get("alpha", 0.5)
+    if (rule == FusionMode.ADAPTIVE or rule == "adaptive-confident") and features is not None:
+        return adaptive_alpha(features, **{**ADAPTIVE_DEFAULTS, **params})
+    if rule == FusionMode.DENSE:
+        return 1.0
+    return None
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -218,6 +246,11 @@ class HybridRetriever:
         for chunk in bundle.chunks:
             rows.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
         self._doc_rows = {doc: np.asarray(ids, dtype=np.int64) for doc, ids in rows.items()}
+        # Each chunk's place in passage-id order (document id, then offsets): equal scores keep it.
+        by_id = sorted(range(len(bundle.chunks)), key=lambda i: (bundle.chunks[i].doc_id, bundle.chunks[i].start,
+                                                                 bundle.chunks[i].end))
+        self._passage_order = np.empty(len(bundle.chunks), dtype=np.int64)
+        self._passage_order[by_id] = np.arange(len(by_id))
         lexical = bundle.lexical
         df = lexical.document_frequencies()
         n = lexical.num_docs
@@ -242,11 +275,13 @@ class HybridRetriever:
             return np.zeros(len(ids))
         return np.array([sum(holds_phrase(self._chunk_stems(int(i)), p) for p in wanted) / len(wanted) for i in ids])
 
-    def _allowed(self, doc_ids: Collection[str] | None) -> np.ndarray | None:
+    def _allowed(self, doc_ids: Collection[str] | None, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """The chunk rows a query may score: those of ``doc_ids`` (None: all), within ``rows`` when given."""
         if doc_ids is None:
-            return None
-        rows = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
-        return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+            return rows
+        found = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
+        allowed = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return allowed if rows is None else np.intersect1d(allowed, rows)
 
     def dense_scores(self, query_vector: np.ndarray, allowed: np.ndarray | None, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Top chunk ids and cosine similarities, optionally restricted to the ``allowed`` rows."""
@@ -272,12 +307,15 @@ class HybridRetriever:
 
     def pool(
         self, query: str, query_vector: np.ndarray, doc_ids: Collection[str] | None = None, depth: int | None = None,
-        boost_docs: Collection[str] | None = None,
+        boost_docs: Collection[str] | None = None, rows: np.ndarray | None = None,
     ) -> Pool:
         """The union of both retrievers' top ``depth`` candidates, with both raw scores (and, with
-        ``boost_docs``, of both retrievers' top ``depth`` among those documents' chunks)."""
+        ``boost_docs``, of both retrievers' top ``depth`` among those documents' chunks). Only chunks
+        of ``doc_ids`` and ``rows`` (when given) are scored at all."""
         depth = depth or self.candidates
-        allowed = self._allowed(doc_ids)
+        allowed = self._allowed(doc_ids, rows)
+        if allowed is not None and not len(allowed):
+            return Pool(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), QueryFeatures(0.0))
         dense_ids, dense_sims = self.dense_scores(query_vector, allowed, depth)
 
         tokens = tokenize([query])[0]
@@ -325,27 +363,53 @@ class HybridRetriever:
         boost: float = 0.0,
         expansion: Sequence[str] = (),
         expansion_weight: float = 0.0,
+        rows: np.ndarray | None = None,
     ) -> list[Candidate]:
-        """The top ``k`` fused candidates, from ``doc_ids`` only when given; chunks of ``boost_docs``
-        gain ``boost`` (a share of the fused scores' range) over the rest; ``expansion`` (the
-        clinical terms the question's lay words stand for) adds the share of them a chunk holds as
-        phrases (stop words and all, a name between allowed: "more than you should"), at
-        ``expansion_weight``: evidence from words the question only implies, kept out of the
-        embedding."""
+        """The top ``k`` fused candidates (:meth:`rank`'s)."""
+        return self.rank(query, k, doc_ids, query_vector, boost_docs, boost, expansion, expansion_weight,
+                         rows).candidates
+
+    def rank(
+        self,
+        query: str,
+        k: int = 10,
+        doc_ids: Collection[str] | None = None,
+        query_vector: np.ndarray | None = None,
+        boost_docs: Collection[str] | None = None,
+        boost: float = 0.0,
+        expansion: Sequence[str] = (),
+        expansion_weight: float = 0.0,
+        rows: np.ndarray | None = None,
+        depth: int | None = None,
+    ) -> Ranking:
+        """The top ``k`` fused candidates, from ``doc_ids`` and ``rows`` only when given (nothing else
+        is scored); chunks of ``boost_docs`` gain ``boost`` (a share of the fused scores' range) over
+        the rest; ``expansion`` (the clinical terms the question's lay words stand for) adds the share
+        of them a chunk holds as phrases (stop words and all, a name between allowed: "more than you
+        should"), at ``expansion_weight``: evidence from words the question only implies, kept out of
+        the embedding. Each retriever gives its top ``depth`` (default ``candidates``) to the pool;
+        equal scores are ordered by passage id."""
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
-        pool = self.pool(query, query_vector, doc_ids, boost_docs=boost_docs if boost else None)
+        pool = self.pool(query, query_vector, doc_ids, depth, boost_docs=boost_docs if boost else None, rows=rows)
+        weight = dense_weight(self.fusion, pool.features, **self.params)
         if not len(pool.ids):
-            return []
+            return Ranking([], 0, self.fusion.value, weight, pool.features)
         fused = fuse(self.fusion, pool.dense, pool.lexical, pool.features, **self.params)
+        phrase = np.zeros(len(pool.ids))
         if expansion and expansion_weight:
-            fused = minmax(fused) + expansion_weight * self.phrase_share(pool.ids, list(expansion))
+            phrase = self.phrase_share(pool.ids, list(expansion))
+            fused = minmax(fused) + expansion_weight * phrase
+        favoured = np.zeros(len(pool.ids), dtype=bool)
         if boost and boost_docs:
-            favoured = np.zeros(len(self.bundle.chunks), dtype=bool)
-            favoured[self._allowed(boost_docs)] = True
-            fused = minmax(fused) + boost * favoured[pool.ids]
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [
-            Candidate(self.bundle.chunks[int(pool.ids[i])], float(fused[i]), float(pool.dense[i]), float(pool.lexical[i]))
+            mask = np.zeros(len(self.bundle.chunks), dtype=bool)
+            mask[self._allowed(boost_docs)] = True
+            favoured = mask[pool.ids]
+            fused = minmax(fused) + boost * favoured
+        order = np.lexsort((self._passage_order[pool.ids], -fused))[:k]
+        candidates = [
+            Candidate(self.bundle.chunks[int(pool.ids[i])], float(fused[i]), float(pool.dense[i]),
+                      float(pool.lexical[i]), float(phrase[i]), bool(favoured[i]))
             for i in order
         ]
+        return Ranking(candidates, len(pool.ids), self.fusion.value, weight, pool.features)

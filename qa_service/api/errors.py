@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..answering import CitationRangeError, UnknownDocumentError
 from ..records import RecordsUnavailable
 from .schemas import (
-    MAX_ANSWER_CHARS, MAX_DOC_ID_CHARS, MAX_DOC_IDS, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse,
+    MAX_ANSWER_CHARS, MAX_DOC_ID_CHARS, MAX_DOC_IDS, MAX_K, MAX_OFFSET, MAX_QUESTION_CHARS, MAX_TOP_K, ErrorCode, ErrorResponse,
 )
 
 log = logging.getLogger("qa_service")
@@ -87,7 +87,12 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
             return 422, f"{field}_too_long", f"the {field} is longer than {limit} characters"
         return 422, f"invalid_{field}", f"'{field}' must be a string (or null) of at most {limit} characters"
     if field in ("top_k", "k"):
-        return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K}"
+        return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K if field == 'top_k' else MAX_K}"
+    if field == "offset":
+        return 422, "invalid_offset", f"'offset' must be an integer from 0 to {MAX_OFFSET}"
+    if field.startswith("filter") or field.split(".")[0] in ("section", "source", "subject", "format"):
+        return 422, "invalid_filter", (f"'{field}': {err.get('msg', 'invalid value')} (a filter maps doc_id, "
+                                       "section, source, subject or format to a list of values)")
     if field == "q":
         return 422, "invalid_query", "the query parameter 'q' must be a non-empty string"
     if kind == "model_attributes_type" or field == "body":

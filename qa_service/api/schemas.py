@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 20
+"""Most answers a question returns."""
+MAX_K = 100
+"""Most passages a search returns at once (page on with ``offset``)."""
+MAX_OFFSET = 10_000
+"""Deepest a search pages."""
+MAX_FILTER_VALUES = 100
+"""Most values one filter field holds."""
 MAX_DOC_IDS = 1000
 """Most doc_ids a question may be restricted to (repeats count; each document is searched once)."""
 MAX_ANSWER_CHARS = 20_000
@@ -46,12 +53,71 @@ class Passage(BaseModel):
     end: int
 
 
+class Highlight(BaseModel):
+    start: int = Field(description="Offset of a matched query term in the document's canonical text.")
+    end: int
+
+
+def _highlights(value: Any) -> Any:
+    """The core's ``(start, end)`` pairs as objects."""
+    if isinstance(value, list | tuple):
+        return [{"start": v[0], "end": v[1]} if isinstance(v, list | tuple) else v for v in value]
+    return value
+
+
+class Meta(BaseModel):
+    """What produced this response: the same for every response of one index, code and configuration."""
+
+    index_version: str
+    models: dict[str, str | None] = Field(description="The embedding model and the reader (null when off).")
+    code_version: str = Field(description="The package's version and a digest of its sources.")
+    config_hash: str = Field(description="A hash of every setting that changes results.")
+
+
+FilterValues = Annotated[list[Annotated[Text, Field(min_length=1)]] | None, Field(max_length=MAX_FILTER_VALUES)]
+
+
+class FilterSpec(BaseModel):
+    """Per field, the values a passage may match (any of them); every field given must match.
+    Applied before ranking: nothing outside the filter is scored."""
+
+    model_config = {"extra": "forbid"}
+
+    doc_id: FilterValues = None
+    section: FilterValues = Field(None, description="Section titles (headings), ignoring case.")
+    source: FilterValues = None
+    subject: FilterValues = Field(None, description="What documents are about (a medicine's name), ignoring case.")
+    format: FilterValues = Field(None, description="File formats: txt, md, html, pdf.")
+
+    def values(self) -> dict[str, list[str] | None]:
+        return self.model_dump()
+
+
+class QueryFlags(BaseModel):
+    """What ask, search and batch lines share past the question."""
+
+    filter: FilterSpec | None = None
+    subjects: Literal["auto", "off"] = Field(
+        "auto", description="auto: a named medicine narrows retrieval to its documents; off: it does not."
+    )
+    explain: bool = Field(False, description="Say, for each result, why it ranked where it did.")
+    highlight: bool = Field(False, description="Give the offsets of the matched query terms in each result.")
+    index_version: str | None = Field(
+        None, max_length=64, description="The index version the caller expects: another one answers 409."
+    )
+
+
 class Answer(BaseModel):
     text: str = Field(description="Verbatim: the document's text[start:end].")
     score: float = Field(description="Calibrated confidence in 0..1.")
     confidence: str = Field(description="The score in words: strong, moderate or weak match.")
     citation: Citation
     passage: Passage = Field(description="The retrieved passage around the answer, verbatim.")
+    passage_id: str = Field(description="The answer's span, doc_id:start-end: GET /v1/passages/{passage_id}.")
+    highlights: Annotated[list[Highlight], BeforeValidator(_highlights)] = Field(
+        default_factory=list, description="Matched query terms (with highlight=true).")
+    explain: dict[str, Any] | None = Field(None, description="With explain=true: the ranker's features and "
+                                           "their contributions, the passage's retrieval scores.")
 
 
 class Source(BaseModel):
@@ -59,7 +125,7 @@ class Source(BaseModel):
     title: str
 
 
-class AskRequest(BaseModel):
+class AskRequest(QueryFlags):
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int = Field(3, ge=1, le=MAX_TOP_K)
     doc_ids: list[Text] | None = Field(
@@ -91,13 +157,40 @@ class AskResponse(BaseModel):
         description="Documents about the named medicine that hold no answer clearing the confidence bar: "
         "silent on this question.",
     )
+    candidates: int = Field(0, description="Answer units scored.")
+    explain: dict[str, Any] | None = Field(None, description="With explain=true: how the question was searched.")
+    meta: Meta
     took_ms: float
+
+
+class SearchRequest(QueryFlags):
+    q: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The query.")
+    k: int = Field(10, ge=1, le=MAX_K, description="How many passages.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Passages skipped before them (paging).")
+    collapse: Literal["passage", "document", "none"] | None = Field(
+        None, description="passage: touching chunks of a section are one result (the default); document: "
+        "one result a document; none: one a chunk.")
+    doc_ids: list[Text] | None = Field(
+        None, max_length=MAX_DOC_IDS, description=f"Only search these documents (at most {MAX_DOC_IDS}; "
+        "an unknown one is an error).")
+
+    @field_validator("q")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("q must not be blank")
+        return value
 
 
 class SearchResult(BaseModel):
     text: str
     score: float
     citation: Citation
+    passage_id: str = Field(description="doc_id:start-end, the same across rebuilds of the document.")
+    highlights: Annotated[list[Highlight], BeforeValidator(_highlights)] = Field(
+        default_factory=list, description="Matched query terms (with highlight=true).")
+    explain: dict[str, Any] | None = Field(None, description="With explain=true: the dense and lexical scores, "
+                                           "the fusion weight, the expansion and subject bonuses.")
 
 
 class SearchResponse(BaseModel):
@@ -107,7 +200,18 @@ class SearchResponse(BaseModel):
         description="Medicines or topics the question names that documents are about; the results come from those documents.",
     )
     results: list[SearchResult]
+    offset: int = 0
+    candidates: int = Field(0, description="Chunks scored for the query.")
+    explain: dict[str, Any] | None = Field(None, description="With explain=true: how the query was searched.")
+    meta: Meta
     took_ms: float
+
+
+class PassageResponse(BaseModel):
+    passage_id: str
+    text: str = Field(description="Verbatim: the document's text[start:end].")
+    citation: Citation
+    meta: Meta
 
 
 class DocumentSummary(BaseModel):
@@ -171,6 +275,9 @@ class ErrorCode(StrEnum):
     INVALID_TOP_K = "invalid_top_k"
     INVALID_K = "invalid_k"
     INVALID_QUERY = "invalid_query"
+    INVALID_OFFSET = "invalid_offset"
+    INVALID_FILTER = "invalid_filter"
+    INVALID_PASSAGE_ID = "invalid_passage_id"
     UNKNOWN_DOC_ID = "unknown_doc_id"  # 404 on /v1/documents/{doc_id}
     TOO_MANY_DOC_IDS = "too_many_doc_ids"
     INVALID_BODY = "invalid_body"
@@ -195,6 +302,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RELOAD_REFUSED = "reload_refused"
+    INDEX_VERSION_MISMATCH = "index_version_mismatch"
+    UNKNOWN_PASSAGE = "unknown_passage"
     NOT_READY = "not_ready"
     RECORDS_UNAVAILABLE = "records_unavailable"
     HTTP_ERROR = "http_error"
