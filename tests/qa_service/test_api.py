@@ -161,7 +161,10 @@ def test_ask_bad_input_is_a_4xx_with_an_error_body(client: httpx.Client, request
 
 @pytest.mark.parametrize(
     "params,code",
-    [({}, "invalid_query"), ({"q": ""}, "invalid_query"), ({"q": "  "}, "invalid_query"), ({"q": "dose", "k": 0}, "invalid_k"), ({"q": "dose", "k": 50}, "invalid_k")],
+    [({}, "invalid_query"), ({"q": ""}, "invalid_query"), ({"q": "  "}, "invalid_query"), ({"q": "dose", "k": 0}, "invalid_k"), ({"q": "dose", "k": 101}, "invalid_k"),
+     ({"q": "dose", "offset": -1}, "invalid_offset"), ({"q": "dose", "offset": 10_001}, "invalid_offset"),
+     ({"q": "dose", "section": ""}, "invalid_filter"), ({"q": "dose", "collapse": "chunks"}, "invalid_request"),
+     ({"q": "dose", "subjects": "maybe"}, "invalid_request")],
 )
 def test_search_bad_input(client: httpx.Client, params, code) -> None:
     response = client.get("/v1/search", params=params)
