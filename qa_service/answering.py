@@ -403,7 +403,7 @@ class Answerer:
             ranges.sort(key=lambda r: -r[4])
         by_range = {(c.chunk.doc_id, c.chunk.start, c.chunk.end): c for c in found}
         # Equal (shown) scores in passage-id order: the same list on every run.
-        ranges = sorted(ranges[:wanted], key=lambda r: (-round(r[4], 6), r[0], r[2], r[3]))
+        ranges = sorted(ranges, key=lambda r: (-round(r[4], 6), r[0], r[2], r[3]))
         wanted_terms = frozenset(terms([searched.lexical])[0]) if options.highlight else frozenset()
         results = []
         for doc_id, _, start, end, score in ranges[options.offset:wanted]:
