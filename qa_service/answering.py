@@ -388,16 +388,19 @@ class Answerer:
         searched = self._query(query_text, self.expander.expand(query_text), subjects)
         query_vector = self.embedder.embed([searched.dense])[0]
         wanted = options.offset + k
-        # Every chunk of the pool is ranked and collapsed, so that pages cut from one pool agree (the
-        # pool is the same for every page within the first ``candidates`` results of a query).
-        ranking = self.retriever.rank(searched.lexical, 1 << 30, doc_ids, query_vector=query_vector,
+        # Collapsing merges chunks: rank more, so that ``wanted`` distinct passages are left (every
+        # chunk of the pool for one passage a document).
+        ranked = {Collapse.NONE: wanted, Collapse.PASSAGE: 3 * wanted}.get(collapse, 1 << 30)
+        ranking = self.retriever.rank(searched.lexical, ranked, doc_ids, query_vector=query_vector,
                                       boost_docs=boosted, boost=retrieval.subject_boost,
                                       expansion=searched.expansion, expansion_weight=retrieval.expansion_weight,
                                       rows=scope.chunk_rows, depth=max(self.retriever.candidates, wanted))
         found = ranking.candidates
         ranges = [(c.chunk.doc_id, c.chunk.section, c.chunk.start, c.chunk.end, c.score) for c in found]
         if collapse == Collapse.PASSAGE:
-            ranges = collapse_chunks(ranges, lambda doc_id: self.bundle.documents[doc_id].text)
+            # Chunks join a passage until ``wanted`` passages are made: a passage shown on an early
+            # page may have grown by the time a later page is cut (never into another page's passage).
+            ranges = collapse_chunks(ranges, lambda doc_id: self.bundle.documents[doc_id].text, wanted)
         elif collapse == Collapse.DOCUMENT:
             ranges = list({r[0]: r for r in reversed(ranges)}.values())[::-1]  # each document's best
             ranges.sort(key=lambda r: -r[4])
