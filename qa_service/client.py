@@ -10,7 +10,7 @@ reach the server raises httpx's own ``httpx.TransportError``.
         answers = qa.ask("How is an overdose of baclofen treated?", top_k=5, highlight=True)
         for answer in answers.answers:
             print(answer.text, answer.citation.doc_id, answer.passage_id)
-        hits = qa.search_post("overdose", k=20, filter={"section": ["Overdose"]})
+        hits = qa.search_post("overdose", k=20, filter={"subject": ["baclofen"]})
 
 An option left out (``None``) is not sent: the server's default applies. Nothing is checked here
 that the server checks: a bad value comes back as a ``QAError`` with the server's code.

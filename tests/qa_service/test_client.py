@@ -289,3 +289,12 @@ def test_a_response_that_is_no_envelope_is_an_http_error() -> None:
     with QAClient("http://qa.example", transport=gateway) as qa, pytest.raises(QAError) as caught:
         qa.get_document("x")
     assert (caught.value.status, caught.value.code) == (502, "http_error") and "Bad gateway" in caught.value.message
+
+
+def test_the_readme_s_example_runs(server: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Python client"):]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example and "http://127.0.0.1:8000" in example.group(1)
+    exec(example.group(1).replace("http://127.0.0.1:8000", server.url), {})  # noqa: S102 - our own README
+    assert capsys.readouterr().out.splitlines()[-1] == "404 unknown_doc_id"
