@@ -22,14 +22,6 @@
   const CONFIDENCE_LEVELS = new Set(['strong', 'moderate', 'weak']);
   const UNREACHABLE = "The service can't be reached right now.";
   const UNREADABLE = 'The service sent a reply the assistant cannot read.';
-  const STOP_WORDS = new Set((
-    'a about after all also am an and any are as at be been before being but by can could did do does ' +
-    'doing during for from had has have having he her him his how i if in into is it its me more most ' +
-    'much my no not of on or our out over should so some such than that the their them then there these ' +
-    'they this those to too under up very was we were what when where which while who whom why will with ' +
-    'would you your'
-  ).split(' '));
-  const WORD_RE = /[\p{L}\p{N}]+/gu;
 
   const script = document.currentScript || lastWidgetScript();
   const config = readConfig(script);
@@ -286,7 +278,8 @@
     let result = null;
     let block;
     try {
-      result = await callApi('POST', '/v1/ask', { question, top_k: 5 }, controller.signal);
+      // highlight: each answer comes with the offsets of the query terms the service matched in it
+      result = await callApi('POST', '/v1/ask', { question, top_k: 5, highlight: true }, controller.signal);
       block = renderResult(turn, question, result);
     } catch (_) {
       block = renderError(turn, question, result ? UNREADABLE : UNREACHABLE);
@@ -399,7 +392,7 @@
     down.addEventListener('click', () => sendFeedback(question, answer, 'down', { up, down, status }));
 
     return el('article', { class: 'answer', 'data-doc-id': String(citation.doc_id) }, [
-      el('blockquote', { class: 'answer-text' }, highlight(answer.text, question)),
+      el('blockquote', { class: 'answer-text' }, markHighlights(answer.text, answer.highlights, citation.start)),
       el('div', { class: 'meta' }, [
         el('p', { class: 'citation', text: citation.section ? `${citation.title} · ${citation.section}` : citation.title }),
         el('span', { class: 'confidence' + (CONFIDENCE_LEVELS.has(level) ? ` confidence-${level}` : ''), text: confidence }),
@@ -413,35 +406,36 @@
 
   // --- highlighting --------------------------------------------------------------------
 
-  function questionTerms(question) {
-    const words = String(question).toLowerCase().match(WORD_RE) || [];
-    return [...new Set(words.filter((w) => w.length >= 3 && !STOP_WORDS.has(w)))];
-  }
-
-  function sharedPrefix(a, b) {
-    let i = 0;
-    while (i < a.length && i < b.length && a[i] === b[i]) i += 1;
-    return i;
-  }
-
-  function matchesQuestion(word, terms) {
-    const lower = word.toLowerCase();
-    return terms.some((term) => term === lower || sharedPrefix(term, lower) >= 5);
-  }
-
-  /** The answer text as text nodes, with the words that match the question in <mark>. */
-  function highlight(text, question) {
-    text = String(text);
-    const terms = questionTerms(question);
+  /** The answer text as text nodes, with the ranges the service highlighted in <mark>. The ranges
+   *  (`answer.highlights`) are offsets into the document's text, counted in characters (code points):
+   *  `offset` (the citation's start) moves them into the answer, they are clipped to it, and
+   *  overlapping ones are marked once. Nothing is marked when the reply has no usable ranges. */
+  function markHighlights(text, highlights, offset) {
+    const chars = Array.from(String(text)); // code points, as the service counts (not UTF-16 units)
+    const ranges = [];
+    if (Array.isArray(highlights) && Number.isInteger(offset)) {
+      for (const range of highlights) {
+        if (!range || !Number.isInteger(range.start) || !Number.isInteger(range.end)) continue;
+        const from = Math.max(0, range.start - offset);
+        const to = Math.min(chars.length, range.end - offset);
+        if (from < to) ranges.push([from, to]);
+      }
+    }
+    ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const merged = [];
+    for (const [from, to] of ranges) {
+      const previous = merged[merged.length - 1];
+      if (previous && from < previous[1]) previous[1] = Math.max(previous[1], to);
+      else merged.push([from, to]);
+    }
     const nodes = [];
     let last = 0;
-    for (const match of text.matchAll(WORD_RE)) {
-      if (!matchesQuestion(match[0], terms)) continue;
-      if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
-      nodes.push(el('mark', { text: match[0] }));
-      last = match.index + match[0].length;
+    for (const [from, to] of merged) {
+      if (from > last) nodes.push(document.createTextNode(chars.slice(last, from).join('')));
+      nodes.push(el('mark', { text: chars.slice(from, to).join('') }));
+      last = to;
     }
-    if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+    if (last < chars.length) nodes.push(document.createTextNode(chars.slice(last).join('')));
     return nodes;
   }
 

@@ -27,7 +27,7 @@ NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One JSO
 router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses=ADMIN_RESPONSES)
 
 
-@router.post("/v1/admin/reload", response_model=ReloadResponse)
+@router.post("/v1/admin/reload", response_model=ReloadResponse, operation_id="reload_index")
 async def reload(state: StateDep) -> ReloadResponse:
     """Serve the bundle now in the index folder (after `qa ingest`), without a restart: requests in
     flight finish on the old one. A bundle that can't be loaded is refused (409, with the reason) and
@@ -42,19 +42,19 @@ async def reload(state: StateDep) -> ReloadResponse:
     return ReloadResponse(**asdict(outcome))
 
 
-@router.get("/v1/admin/feedback", responses=NDJSON)
+@router.get("/v1/admin/feedback", responses=NDJSON, operation_id="export_feedback")
 async def export_feedback(records: RecordsDep) -> StreamingResponse:
     """All feedback as JSON lines, oldest first."""
     return StreamingResponse(await records.run(records.export_feedback), media_type="application/x-ndjson")
 
 
-@router.delete("/v1/admin/feedback", response_model=PurgeResponse)
+@router.delete("/v1/admin/feedback", response_model=PurgeResponse, operation_id="purge_feedback")
 async def purge_feedback(records: RecordsDep) -> PurgeResponse:
     """Delete every vote now (comments may hold what a patient told staff); the query log stays."""
     return PurgeResponse(deleted=await records.run(records.purge_feedback))
 
 
-@router.get("/v1/admin/unanswered", response_model=list[UnansweredQuestion])
+@router.get("/v1/admin/unanswered", response_model=list[UnansweredQuestion], operation_id="list_unanswered")
 async def unanswered(records: RecordsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[UnansweredQuestion]:
     """The questions most often declined or voted down, most frequent first: what the documents lack."""
     found = await records.run(_unanswered, records, limit)
@@ -68,7 +68,7 @@ def _unanswered(records: Records, limit: int) -> list:
     return records.unanswered(limit)
 
 
-@router.delete("/v1/admin/queries", response_model=PurgeResponse)
+@router.delete("/v1/admin/queries", response_model=PurgeResponse, operation_id="purge_queries")
 async def purge_queries(records: RecordsDep) -> PurgeResponse:
     """Delete every logged question now (they may hold what a patient told staff); feedback stays."""
     return PurgeResponse(deleted=await records.run(records.purge_queries))
@@ -77,4 +77,5 @@ async def purge_queries(records: RecordsDep) -> PurgeResponse:
 legacy = APIRouter(tags=["feedback"], dependencies=[AdminDep], responses=RESPONSES)
 # The export's old address: the same endpoint.
 legacy.add_api_route("/v1/feedback", export_feedback, methods=["GET"], responses=NDJSON, deprecated=True,
+                     operation_id="export_feedback_legacy",
                      summary="Export Feedback (the old address of GET /v1/admin/feedback)")

@@ -24,13 +24,13 @@ def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Do
     )
 
 
-@router.get("/v1/documents", response_model=list[DocumentSummary])
+@router.get("/v1/documents", response_model=list[DocumentSummary], operation_id="list_documents")
 async def documents(answerer: AnswererDep) -> list[DocumentSummary]:
     """Every indexed document: id, title, source, length, section titles and subjects."""
     return [_summary(d) for d in answerer.bundle.documents.values()]
 
 
-@router.get("/v1/documents/{doc_id}", response_model=DocumentDetail)
+@router.get("/v1/documents/{doc_id}", response_model=DocumentDetail, operation_id="get_document")
 async def document(doc_id: str, answerer: AnswererDep) -> DocumentDetail:
     """One document with its canonical text; every citation offset indexes into `text`."""
     found = answerer.bundle.documents.get(doc_id)

@@ -13,7 +13,7 @@ from ..schemas import FeedbackRequest, FeedbackResponse
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)], responses=RESPONSES)
 
 
-@router.post("/v1/feedback", status_code=201, response_model=FeedbackResponse)
+@router.post("/v1/feedback", status_code=201, response_model=FeedbackResponse, operation_id="send_feedback")
 async def add_feedback(body: FeedbackRequest, answerer: AnswererDep, records: RecordsDep) -> FeedbackResponse:
     """Store a thumbs up / down (and an optional comment) on one answer. The citation's document and
     offsets are checked against the index (422 `unknown_doc_id`, `citation_out_of_range`), and the

@@ -11,13 +11,13 @@ from ..metrics import render
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="check_health")
 async def healthz() -> dict:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[OpsDep], responses={401: RESPONSES[401], 503: RESPONSES[503]})
+@router.get("/readyz", operation_id="check_readiness", dependencies=[OpsDep], responses={401: RESPONSES[401], 503: RESPONSES[503]})
 async def readyz(state: StateDep) -> dict:
     """The index is loaded and questions can be answered (503 until then)."""
     answerer = state.require()
@@ -33,7 +33,7 @@ async def readyz(state: StateDep) -> dict:
     }
 
 
-@router.get("/metrics", dependencies=[OpsDep], response_class=Response,
+@router.get("/metrics", operation_id="get_metrics", dependencies=[OpsDep], response_class=Response,
             responses={200: {"content": {"text/plain": {}}}, 401: RESPONSES[401]})
 async def metrics() -> Response:
     """Prometheus metrics: requests by route and status, latency, answered and declined questions,
