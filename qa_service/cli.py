@@ -449,6 +449,13 @@ def _print_search(result, as_json: bool) -> None:  # noqa: ANN001 - results.Sear
         typer.echo(f"   {text[:300]}{'...' if len(text) > 300 else ''}")
 
 
+def _plain(value: object) -> object:
+    """A numpy number (an explanation's) as the Python one JSON can write."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _write_run(answerer, queries, k: int, doc_ids, options, output: Path | None, fmt: str | None,  # noqa: ANN001
                run_tag: str) -> None:
     import contextlib
@@ -484,7 +491,7 @@ def _write_run(answerer, queries, k: int, doc_ids, options, output: Path | None,
                     "qid": topic.qid, "query": topic.query, "subjects": result.subjects, "run_tag": run_tag,
                     "results": [_hit_json(h, rank) for rank, h in enumerate(result.results, start=options.offset + 1)],
                     **({"explain": result.explain} if result.explain is not None else {}),
-                }, ensure_ascii=False) + "\n")
+                }, ensure_ascii=False, default=_plain) + "\n")
             progress.advance(task)
     meta = answerer.meta
     typer.echo(
