@@ -316,9 +316,197 @@ def ask(
         typer.echo(f"   Source: {c.title}{section} [{c.doc_id} {c.start}:{c.end}] ({answer.confidence}, {answer.score:.2f})")
 
 
+MAX_HITS = 1000
+"""The most passages ``qa search`` returns a query (a TREC run's customary depth)."""
+
+
+def _filter_of(values: list[str] | None, doc_ids: list[str] | None):  # noqa: ANN202 - scope.Filter
+    from .scope import FILTER_FIELDS, Filter
+
+    wanted: dict[str, list[str]] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip() or name.strip() not in FILTER_FIELDS:
+            _fail(f"invalid --filter {item!r}: FIELD=VALUE, FIELD one of {', '.join(FILTER_FIELDS)}", 2)
+        wanted.setdefault(name.strip(), []).append(value.strip())
+    return Filter.of(wanted), doc_ids
+
+
+def _hit_json(hit, rank: int | None = None) -> dict:  # noqa: ANN001 - results.Hit
+    from .api.schemas import SearchResult
+
+    body = SearchResult.model_validate(hit, from_attributes=True).model_dump(mode="json", exclude_none=True)
+    return {"rank": rank, **body} if rank is not None else body
+
+
+@app.command()
+def search(
+    query: Annotated[Optional[str], typer.Argument(help="One query, in quotes (or --topics FILE)")] = None,
+    topics: Annotated[
+        Optional[Path], typer.Option(help="Run every query of this file: TSV qid<TAB>query, or JSON lines {\"qid\", \"query\"}")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the run here [default: standard output]")
+    ] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", metavar="trec|jsonl",
+                     help="Run format: TREC 'qid Q0 passage_id rank score tag' or JSON lines, one query a line "
+                          "[default: jsonl for an --output ending .jsonl, else trec]"),
+    ] = None,
+    hits: Annotated[
+        Optional[int],
+        typer.Option("--hits", "--k", "-k", min=1, max=MAX_HITS,
+                     help=f"Passages a query, up to {MAX_HITS} [default: 10 for one query, 100 for --topics]"),
+    ] = None,
+    run_tag: Annotated[str, typer.Option(help="The run's name, the TREC run's last column")] = "drug-qa",
+    filter_: Annotated[
+        Optional[list[str]],
+        typer.Option("--filter", metavar="FIELD=VALUE",
+                     help="Only passages matching it, before ranking (repeatable; fields doc_id, section, "
+                          "source, subject, format; values of one field: any of them)"),
+    ] = None,
+    doc_id: Annotated[Optional[list[str]], typer.Option(help="Only search this document (repeatable)")] = None,
+    subjects: Annotated[
+        str, typer.Option(metavar="auto|off", help="auto: read the documents about the medicines a query names; "
+                                                     "off: rank every document alike")
+    ] = "auto",
+    collapse: Annotated[
+        Optional[str], typer.Option(metavar="passage|document|none",
+                                    help="Touching chunks as one passage, one passage a document, or every chunk "
+                                         "[default: the service's, passage]")
+    ] = None,
+    offset: Annotated[int, typer.Option(min=0, max=MAX_HITS, help="Passages skipped before those returned")] = 0,
+    explain: Annotated[bool, typer.Option(help="Add how each passage was scored (JSON output)")] = False,
+    highlight: Annotated[bool, typer.Option(help="Add the matched query terms' offsets (JSON output)")] = False,
+    index_version: Annotated[
+        Optional[str], typer.Option(help="Refuse to run unless the index is this version (a run's meta gives it)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One query: print the API's JSON response")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Ranked passages for one query, or a run over a topics file (TREC or JSON lines).
+
+    Exit status: 0 fine, 1 a file or the index can't be used, 2 bad arguments.
+    """
+    from .answering import UnknownDocumentError
+    from .scope import Collapse, QueryOptions, SubjectsMode
+    from .trec import TrecFormatError, read_topics
+
+    if (query is None) == (topics is None):
+        _fail("give one query or --topics FILE", 2)
+    if query is not None and not query.strip():
+        _fail("the query is empty", 2)
+    if query is not None and (output is not None or fmt is not None):
+        _fail("--output and --format write a run of --topics; one query prints (--json for JSON)", 2)
+    if topics is not None and as_json:
+        _fail("--json is for one query; a run of --topics is written with --format jsonl", 2)
+    if fmt is not None and fmt not in ("trec", "jsonl"):
+        _fail(f"invalid --format {fmt!r}: trec or jsonl", 2)
+    if subjects not in ("auto", "off"):
+        _fail(f"invalid --subjects {subjects!r}: auto or off", 2)
+    if collapse is not None and collapse not in ("passage", "document", "none"):
+        _fail(f"invalid --collapse {collapse!r}: passage, document or none", 2)
+    if any(c.isspace() for c in run_tag) or not run_tag:
+        _fail("the --run-tag must be one word (a TREC run's column)", 2)
+    wanted, doc_ids = _filter_of(filter_, doc_id)
+    options = QueryOptions(filter=wanted, subjects=SubjectsMode(subjects),
+                           collapse=Collapse(collapse) if collapse else None, offset=offset,
+                           explain=explain, highlight=highlight)
+    k = hits or (10 if query is not None else 100)
+    queries = None
+    if topics is not None:
+        try:
+            queries = read_topics(topics)
+        except TrecFormatError as exc:
+            _fail(f"topics: {exc}")
+    answerer = _answerer(_settings(index))
+    if index_version is not None and index_version != answerer.index_version:
+        _fail(f"the index at {answerer.settings.index_dir} is version {answerer.index_version}, not {index_version}")
+    try:
+        if query is not None:
+            _print_search(answerer.search(query, k, doc_ids, options), as_json)
+            return
+        _write_run(answerer, queries, k, doc_ids, options, output, fmt, run_tag)
+    except UnknownDocumentError as exc:
+        _fail(str(exc), 2)
+
+
+def _print_search(result, as_json: bool) -> None:  # noqa: ANN001 - results.SearchResult
+    from .api.schemas import SearchResponse
+
+    if as_json:
+        typer.echo(SearchResponse.model_validate(result, from_attributes=True).model_dump_json(indent=2))
+        return
+    if not result.results:
+        typer.echo("No passage matches.")
+        return
+    for rank, hit in enumerate(result.results, start=result.offset + 1):
+        c = hit.citation
+        section = f", section \"{c.section}\"" if c.section else ""
+        text = " ".join(hit.text.split())
+        typer.echo(f"{rank}. {hit.passage_id} ({hit.score:.4f}) {c.title}{section}")
+        typer.echo(f"   {text[:300]}{'...' if len(text) > 300 else ''}")
+
+
+def _plain(value: object) -> object:
+    """A numpy number (an explanation's) as the Python one JSON can write."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _write_run(answerer, queries, k: int, doc_ids, options, output: Path | None, fmt: str | None,  # noqa: ANN001
+               run_tag: str) -> None:
+    import contextlib
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .trec import trec_lines
+
+    fmt = fmt or ("jsonl" if output is not None and output.suffix.lower() in (".jsonl", ".json", ".ndjson") else "trec")
+    if output is not None and output.is_dir():
+        _fail(f"--output {output} is a folder")
+    try:
+        handle = open(output, "w", encoding="utf-8") if output is not None else contextlib.nullcontext(sys.stdout)
+    except OSError as exc:
+        _fail(f"can't write {output}: {exc.strerror}")
+    console = Console(stderr=True)
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
+    began, passages = time.perf_counter(), 0
+    with handle as out, progress:
+        task = progress.add_task("searching", total=len(queries))
+        for topic in queries:
+            result = answerer.search(topic.query, k, doc_ids, options)
+            passages += len(result.results)
+            if fmt == "trec":
+                lines = trec_lines(topic.qid, [h.passage_id for h in result.results],
+                                   [h.score for h in result.results], run_tag, options.offset + 1)
+                out.write("".join(line + "\n" for line in lines))
+            else:
+                out.write(json.dumps({
+                    "qid": topic.qid, "query": topic.query, "subjects": result.subjects, "run_tag": run_tag,
+                    "results": [_hit_json(h, rank) for rank, h in enumerate(result.results, start=options.offset + 1)],
+                    **({"explain": result.explain} if result.explain is not None else {}),
+                }, ensure_ascii=False, default=_plain) + "\n")
+            progress.advance(task)
+    meta = answerer.meta
+    typer.echo(
+        f"{len(queries)} queries, {passages} passages{f' written to {output}' if output else ''} "
+        f"({fmt}, tag {run_tag}) in {time.perf_counter() - began:.1f} s; index {meta.index_version}, "
+        f"config {meta.config_hash}, code {meta.code_version}",
+        err=True,
+    )
+
+
 @app.command("eval")
 def evaluate(
-    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON lines)")] = Path("eval/gold.jsonl"),
+    gold: Annotated[
+        Optional[Path], typer.Argument(help="Gold questions (JSON lines) [default: eval/gold.jsonl]", show_default=False)
+    ] = None,
     index: IndexOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON")] = False,
     details: Annotated[Optional[Path], typer.Option(help="Write each question's answers and hits here")] = None,
@@ -330,8 +518,25 @@ def evaluate(
     write_floors: Annotated[
         bool, typer.Option("--write-floors", help="Set the floors from this run (held-out and all, 2 questions under)")
     ] = False,
+    qrels: Annotated[
+        Optional[Path], typer.Option(help="Score --run against these judgements (TREC qrels: qid iter docno rel)")
+    ] = None,
+    run: Annotated[
+        Optional[Path], typer.Option(help="The run to score (TREC, or qa search's JSON lines)")
+    ] = None,
+    metric: Annotated[
+        Optional[list[str]],
+        typer.Option("--metric", "-m", help="With --qrels: a trec_eval name (recip_rank, ndcg_cut.10, recall.100, "
+                                            "map, P.5, success.1) or a ranx one (mrr@10) (repeatable) "
+                                            "[default: recip_rank, ndcg_cut.10, recall.100]"),
+    ] = None,
+    level: Annotated[
+        str, typer.Option(metavar="auto|passage|document",
+                          help="With --qrels: judge passages by overlap with the relevant spans, or by their "
+                               "document [default auto: passage when every qrels docno is a passage id]")
+    ] = "auto",
 ) -> None:
-    """Score the service on a gold question set (per split and overall).
+    """Score the service on a gold question set (per split and overall), or score a run against qrels.
 
     Exit status: 0 fine, 4 a metric is past its floor (the breaches and the
     questions that changed since the floors were set are printed), 1 error.
@@ -340,7 +545,18 @@ def evaluate(
     from rich.table import Table
 
     _require_extra("eval", "qa eval")
+    if qrels is not None or run is not None or metric or level != "auto":
+        given = [name for name, value in (("GOLD", gold), ("--index", index), ("--details", details),
+                                           ("--floors", floors), ("--write-floors", write_floors)) if value]
+        if qrels is None or run is None:
+            _fail("a run is scored with both --qrels FILE and --run FILE", 2)
+        if given:
+            _fail(f"{', '.join(given)}: for the gold set, not for a run scored with --qrels", 2)
+        _score_run(qrels, run, metric or ["recip_rank", "ndcg_cut.10", "recall.100"], level, as_json)
+        return
     from .evaluation import METRICS, Floors, dump_results, load_gold, report, run_gold
+
+    gold = gold or Path("eval/gold.jsonl")
 
     if not gold.exists():
         _fail(f"gold file {gold} does not exist")
@@ -385,3 +601,41 @@ def evaluate(
         for line in held.changes(results) or ["(none)"]:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(EXIT_BELOW_FLOORS)
+
+
+def _score_run(qrels_path: Path, run_path: Path, metrics: list[str], level: str, as_json: bool) -> None:
+    """``qa eval --qrels --run``: trec_eval's names and output, ranx's measures."""
+    from .trec import LEVELS, TrecFormatError, ranx_metric, read_qrels, read_run, score_run
+
+    if level not in LEVELS:
+        _fail(f"invalid --level {level!r}: {', '.join(LEVELS)}", 2)
+    for name in metrics:
+        try:
+            ranx_metric(name)
+        except ValueError as exc:
+            _fail(str(exc))
+    try:
+        judged = read_qrels(qrels_path)
+    except TrecFormatError as exc:
+        _fail(f"qrels: {exc}")
+    try:
+        ranked = read_run(run_path)
+    except TrecFormatError as exc:
+        _fail(f"run: {exc}")
+    try:
+        scores = score_run(ranked, judged, metrics, level)
+    except TrecFormatError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({"metrics": scores.metrics, "level": scores.level, "queries": scores.queries,
+                               "queries_without_results": scores.missing, "unjudged_queries": scores.unjudged,
+                               "qrels": str(qrels_path), "run": str(run_path)}, indent=2))
+    else:
+        for name, value in scores.metrics.items():
+            typer.echo(f"{name:<16}\tall\t{value:.4f}")
+    note = f"{scores.queries} queries judged at {scores.level} level"
+    if scores.missing:
+        note += f", {scores.missing} with no result in the run (scored 0)"
+    if scores.unjudged:
+        note += f"; {scores.unjudged} queries of the run are not in the qrels (left out)"
+    typer.echo(note, err=True)
