@@ -97,6 +97,16 @@ def test_question_may_stand_for_q_and_q_for_question(client: httpx.Client) -> No
     assert both[0]["error"]["code"] == "invalid_request"
 
 
+def test_each_result_is_one_line_to_every_line_splitter(client: httpx.Client) -> None:
+    # JSON writes U+2028, U+2029 and NEL as they are; str.splitlines would break a line at them
+    queries = [{"qid": "x\u2028", "q": "overdose\u2028treatment"}, {"q": "dose\x85 tablets\u2029"}]
+    response = client.post("/v1/search/batch", json=queries)
+    got = lines(response)
+    assert len(got) == 2 and response.text.count("\n") == 2
+    assert got[0]["qid"] == "x\u2028" and got[0]["result"]["query"] == "overdose\u2028treatment"
+    assert got[1]["result"]["query"] == "dose\x85 tablets\u2029"
+
+
 def test_a_bad_line_gets_its_own_error_and_the_others_are_answered(client: httpx.Client) -> None:
     version = client.get("/readyz").json()["index_version"]
     body = "\n".join([

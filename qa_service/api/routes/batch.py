@@ -154,11 +154,24 @@ async def _lines(request: Request, model: type[BaseModel], alias: str, field: st
 
 
 def _error_line(qid: Any, code: str, message: str) -> bytes:
-    return json.dumps({"qid": qid, "error": {"code": code, "message": message}}).encode() + b"\n"
+    return json.dumps({"qid": qid, "error": {"code": code, "message": message}}, separators=(",", ":")).encode() + b"\n"
+
+
+_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+def _one_line(body: bytes) -> bytes:
+    """JSON that reads as one line to every line splitter: JSON escapes CR and LF but writes U+2028, U+2029
+    and NEL as they are, where ``str.splitlines`` (and editors) break lines. In UTF-8 their bytes can only be
+    those characters, inside strings, where their escapes mean the same."""
+    for raw, escaped in _LINE_BREAKS:
+        if raw in body:
+            body = body.replace(raw, escaped)
+    return body
 
 
 def _result_line(qid: Any, body: bytes) -> bytes:
-    return b'{"qid":' + json.dumps(qid).encode() + b',"result":' + body + b"}\n"
+    return b'{"qid":' + json.dumps(qid).encode() + b',"result":' + _one_line(body) + b"}\n"
 
 
 def _made(work: Callable[..., AskResult | SearchResult], *args: object) -> tuple[AskResult | SearchResult, bytes]:
