@@ -32,14 +32,16 @@ import numpy as np
 from ingest.embedding import VectorEncoder
 
 
-_ALONE: ContextVar[bool] = ContextVar("encoded_alone", default=False)
+_ALONE: ContextVar[dict[tuple[str, ...], np.ndarray] | None] = ContextVar("encoded_alone", default=None)
 
 
 @contextlib.contextmanager
-def encoded_alone() -> Iterator[None]:
+def encoded_alone(memo: dict[tuple[str, ...], np.ndarray] | None = None) -> Iterator[None]:
     """Within it, this thread's texts are encoded without other requests' (still in the encoder
-    thread, one batch after another): the vectors are exactly those of a request served alone."""
-    token = _ALONE.set(True)
+    thread, one batch after another): the vectors are exactly those of a request served alone. So
+    texts encoded once are the same the next time, and are taken from ``memo`` when given (the lines
+    of one batch asking the same question under other options encode it once)."""
+    token = _ALONE.set(memo if memo is not None else {})
     try:
         yield
     finally:
@@ -79,12 +81,17 @@ class BatchingEncoder:
         """Unit-length float32 vectors, one row per text (blocks until the encoder thread has them)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        key, memo = tuple(texts), _ALONE.get()
+        if memo is not None and key in memo:
+            return memo[key].copy()
         future: Future[np.ndarray] = Future()
         with self._closing:
             if self._closed:  # a request still holding a replaced index: encoded in its own thread
                 return self.embedder.embed(texts, progress)
-            self._queue.put((tuple(texts), future, _ALONE.get()))
+            self._queue.put((key, future, memo is not None))
         vectors = future.result()
+        if memo is not None:
+            memo[key] = vectors.copy()
         if progress is not None:
             progress(len(texts))
         return vectors

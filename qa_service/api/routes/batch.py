@@ -174,11 +174,12 @@ def _result_line(qid: Any, body: bytes) -> bytes:
     return b'{"qid":' + json.dumps(qid).encode() + b',"result":' + _one_line(body) + b"}\n"
 
 
-def _made(work: Callable[..., AskResult | SearchResult], *args: object) -> tuple[AskResult | SearchResult, bytes]:
+def _made(memo: dict, work: Callable[..., AskResult | SearchResult],
+          *args: object) -> tuple[AskResult | SearchResult, bytes]:
     """``work(*args)`` and its JSON, both made in the worker thread; its texts encoded alone, as a single
     call's are when nothing else is asked (batched with the other lines', its scores could differ in the
-    last digit, and from one run of the batch to the next)."""
-    with encoded_alone():
+    last digit, and from one run of the batch to the next), each text once a batch (``memo``)."""
+    with encoded_alone(memo):
         result = work(*args)
     return result, to_json(result)
 
@@ -192,6 +193,8 @@ class _Batch:
         self.records = records
         self.request_id = request_id
         self.slots = asyncio.Semaphore(concurrency)
+        self.vectors: dict = {}
+        """The batch's query vectors by text: each text is encoded once a batch."""
 
     async def run(self, line: Line) -> bytes:
         answerer, request = self.answerer, line.request
@@ -208,7 +211,7 @@ class _Batch:
                 body = to_json(result)
             else:
                 async with self.slots:
-                    result, body = await run_in_threadpool(_made, compute, *args)
+                    result, body = await run_in_threadpool(_made, self.vectors, compute, *args)
         except UnknownDocumentError as exc:
             return _error_line(line.qid, "unknown_doc_id", str(exc))
         except Exception:  # noqa: BLE001 - one query's bug never fails the others
