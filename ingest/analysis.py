@@ -55,6 +55,8 @@ _BM25_TOKEN = re.compile(r"(?u)\b\w\w+\b")
 def term_spans(text: str, wanted: frozenset[str] | set[str]) -> list[tuple[int, int]]:
     """Offsets ``(start, end)`` in ``text`` of the words whose search term (as ``terms`` makes it)
     is in ``wanted``: where a query's terms occur, in the text's own coordinates."""
+    if not wanted:  # nothing to find (a search without highlight): the text is not read
+        return []
     found = []
     for match in _BM25_TOKEN.finditer(text):
         word = match.group().lower()

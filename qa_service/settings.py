@@ -345,6 +345,14 @@ class ServiceSettings(IngestSettings):
     max_body_bytes: int = Field(
         131_072, ge=1024, description="Request bodies larger than this are refused with 413 before they are read."
     )
+    max_batch_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        description="The body limit of the batch endpoints (POST /v1/search/batch, /v1/ask/batch), in place of "
+        "max_body_bytes: larger batch bodies are refused with 413 before they are read.",
+    )
+    max_batch_queries: int = Field(
+        1000, ge=1, description="Most queries (lines) one batch may hold; more are refused with 413 too_many_queries."
+    )
     discard_body_bytes: int = Field(
         16 * 1024 * 1024, ge=0,
         description="After a 413, up to this many bytes of the refused body are read and thrown away before the "

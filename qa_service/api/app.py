@@ -18,7 +18,7 @@ from ..settings import ServiceSettings
 from .errors import install_error_handlers
 from .middleware import RequestContext, SecurityHeaders
 from .ratelimit import RateLimiter
-from .routes import admin, docs, documents, feedback, ops, qa, widget
+from .routes import admin, batch, docs, documents, feedback, ops, qa, widget
 from .state import ServiceState
 
 log = logging.getLogger("qa_service")
@@ -74,9 +74,10 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, state=state, max_body_bytes=settings.max_body_bytes,
-                       discard_body_bytes=settings.discard_body_bytes)
+                       discard_body_bytes=settings.discard_body_bytes,
+                       body_limits={path: settings.max_batch_body_bytes for path in batch.PATHS})
     install_error_handlers(app)
-    for router in (ops.router, qa.router, documents.router, feedback.router, admin.router, admin.legacy,
+    for router in (ops.router, qa.router, batch.router, documents.router, feedback.router, admin.router, admin.legacy,
                    widget.router, docs.router):
         app.include_router(router)
     docs.mount_assets(app)

@@ -84,14 +84,10 @@ def _known(secret: str, known: frozenset[str]) -> bool:
     return any([secrets.compare_digest(secret.encode(), k.encode()) for k in known])
 
 
-async def require_api_key(
-    request: Request,
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
-) -> str | None:
-    """The caller's API key, checked when the server has keys (401 without a valid one), and its rate
-    limit counted when one is set (429 with Retry-After once spent). An address that failed too often
-    gets 429 before its key is even looked at."""
+async def _checked_key(request: Request, state: ServiceState,
+                       credentials: HTTPAuthorizationCredentials | None) -> tuple[str | None, str]:
+    """The caller's API key, checked when the server has keys (401 without a valid one; 429 first for an
+    address that failed too often), and whose rate-limit budget its requests spend."""
     key = credentials.credentials if credentials is not None else None
     keys = state.api_keys
     if keys:
@@ -104,9 +100,51 @@ async def require_api_key(
     else:
         key = None
     public = key is not None and key in state.settings.public_api_keys
-    _count(request.app.state.rate_limiter, client_key(key, _address(request), public),
-           "rate_limited", "too many requests")
+    return key, client_key(key, _address(request), public)
+
+
+async def require_api_key(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
+) -> str | None:
+    """The caller's API key, checked when the server has keys (401 without a valid one), and its rate
+    limit counted when one is set (429 with Retry-After once spent). An address that failed too often
+    gets 429 before its key is even looked at."""
+    key, client = await _checked_key(request, state, credentials)
+    _count(request.app.state.rate_limiter, client, "rate_limited", "too many requests")
     return key
+
+
+class QueryBudget:
+    """A batch's caller, whose every query counts against the rate limit (not the request itself)."""
+
+    def __init__(self, limiter: RateLimiter | None, client: str) -> None:
+        self.limiter = limiter
+        self.client = client
+
+    def spend(self) -> str | None:
+        """Count one query: None if it may run, else the ``rate_limited`` message saying when to retry."""
+        if self.limiter is None:
+            return None
+        retry = self.limiter.hit(self.client)
+        return None if retry is None else f"too many requests (at most {self.limiter.spec}); retry in {retry} s"
+
+
+async def require_api_key_per_query(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key_scheme)],
+) -> QueryBudget:
+    """As :func:`require_api_key` for a batch: the key checked alike, but the rate limit is counted per
+    query by the route (:meth:`QueryBudget.spend`); a caller whose budget is already spent gets 429."""
+    _, client = await _checked_key(request, state, credentials)
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    _refuse_if_spent(limiter, client, "rate_limited", "too many requests")
+    return QueryBudget(limiter, client)
+
+
+QueryBudgetDep = Annotated[QueryBudget, Depends(require_api_key_per_query)]
 
 
 async def require_admin(

@@ -66,17 +66,19 @@ class RequestContext:
     in ``X-Request-ID``; the version of the index that answered and its model (``X-Index-Version``,
     ``X-Model``); one access-log line; the request counters and latency histogram by route.
 
-    A body over ``max_body_bytes`` is refused with 413, unread when its length says so. The 413 then
+    A body over ``max_body_bytes`` (on the paths of ``body_limits``, their own limit) is refused with 413,
+    unread when its length says so. The 413 then
     closes the connection, but only once the rest of the body (up to ``discard_body_bytes``) has been
     read and thrown away, as nginx's lingering close does: a connection closed with data unread is reset,
     and a client still sending (Python's urllib sends the whole body before it reads) would get the reset
     instead of the 413."""
 
     def __init__(self, app: ASGIApp, state: ServiceState, max_body_bytes: int | None = None,
-                 discard_body_bytes: int = 0) -> None:
+                 discard_body_bytes: int = 0, body_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.state = state
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
         self.discard_body_bytes = discard_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,7 +119,7 @@ class RequestContext:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        limit = self.max_body_bytes
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
         too_large = f"the request body is larger than {limit} bytes"
         seen = 0
 

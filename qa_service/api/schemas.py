@@ -5,7 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_QUESTION_CHARS = 2000
@@ -182,6 +184,25 @@ class SearchRequest(QueryFlags):
         return value
 
 
+QueryId = Annotated[StrictStr, Field(max_length=256)] | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+class SearchBatchLine(SearchRequest):
+    """One query of ``POST /v1/search/batch``: the body of ``POST /v1/search`` (``question`` may stand for
+    ``q``) and an id to echo."""
+
+    qid: QueryId | None = Field(None, description="Echoed with the query's result (default: its line number, "
+                                "or its position in a JSON list, from 1).")
+
+
+class AskBatchLine(AskRequest):
+    """One query of ``POST /v1/ask/batch``: the body of ``POST /v1/ask`` (``q`` may stand for ``question``)
+    and an id to echo."""
+
+    qid: QueryId | None = Field(None, description="Echoed with the query's result (default: its line number, "
+                                "or its position in a JSON list, from 1).")
+
+
 class SearchResult(BaseModel):
     text: str
     score: float
@@ -268,6 +289,7 @@ class ErrorCode(StrEnum):
     # 400 / 413: the body
     MALFORMED_JSON = "malformed_json"
     BODY_TOO_LARGE = "body_too_large"
+    TOO_MANY_QUERIES = "too_many_queries"  # 413: a batch of more queries than QA_MAX_BATCH_QUERIES
     # 422: a request that parsed but is not valid
     MISSING_QUESTION = "missing_question"
     EMPTY_QUESTION = "empty_question"
@@ -291,6 +313,7 @@ class ErrorCode(StrEnum):
     INVALID_ANSWER = "invalid_answer"
     INVALID_UNICODE = "invalid_unicode"
     INVALID_REQUEST = "invalid_request"
+    EMPTY_BATCH = "empty_batch"
     # 401 / 403 / 429: who may call, and how often
     MISSING_API_KEY = "missing_api_key"
     INVALID_API_KEY = "invalid_api_key"
@@ -317,6 +340,24 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class SearchBatchItem(BaseModel):
+    """One line of ``POST /v1/search/batch``'s answer: the query's id and either its result (the body
+    ``POST /v1/search`` answers it with) or its error."""
+
+    qid: QueryId
+    result: SearchResponse | None = None
+    error: ErrorDetail | None = None
+
+
+class AskBatchItem(BaseModel):
+    """One line of ``POST /v1/ask/batch``'s answer: the query's id and either its result (the body
+    ``POST /v1/ask`` answers it with) or its error."""
+
+    qid: QueryId
+    result: AskResponse | None = None
+    error: ErrorDetail | None = None
 
 
 class ReloadResponse(BaseModel):

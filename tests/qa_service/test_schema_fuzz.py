@@ -71,6 +71,18 @@ def flatmap_body(context, body):  # noqa: ANN001, ANN201 - a schemathesis hook
     return st.just(body)
 
 
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_body(ctx, value) -> bytes:  # noqa: ANN001 - a schemathesis serializer
+    """A batch body: each query of a list on a line of its own (anything else: its JSON on one line)."""
+    return "".join(json.dumps(item) + "\n" for item in (value if isinstance(value, list) else [value])).encode()
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson_lines(ctx, response) -> list:  # noqa: ANN001 - a schemathesis deserializer
+    """A batch's answer (or the feedback export): one JSON value a line, read as a list."""
+    return [json.loads(line) for line in response.content.split(b"\n") if line]
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(seed_settings: ServiceSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = ServiceSettings(
@@ -88,8 +100,9 @@ def test_the_fuzzed_schema_is_the_one_the_server_publishes(fuzz_server: LiveServ
     assert published.status_code == 200
     assert published.json() == APP_SCHEMA
     assert {path for path in APP_SCHEMA["paths"]} == {
-        "/healthz", "/readyz", "/metrics", "/v1/ask", "/v1/search", "/v1/passages/{passage_id}", "/v1/feedback",
-        "/v1/documents", "/v1/documents/{doc_id}", "/v1/admin/reload", "/v1/admin/feedback", "/v1/admin/unanswered",
+        "/healthz", "/readyz", "/metrics", "/v1/ask", "/v1/search", "/v1/feedback", "/v1/documents",
+        "/v1/search/batch", "/v1/ask/batch", "/v1/passages/{passage_id}",
+        "/v1/documents/{doc_id}", "/v1/admin/reload", "/v1/admin/feedback", "/v1/admin/unanswered",
         "/v1/admin/queries",
     }, "an operation was added or removed: is it destructive or admin? (see the module's docstring)"
 

@@ -14,7 +14,7 @@ import pytest
 
 from ingest.embedding import Embedder, ModelNotFoundError
 from qa_service.answering import Answerer
-from qa_service.batching import BatchingEncoder
+from qa_service.batching import BatchingEncoder, encoded_alone
 from qa_service.service import build_answerer
 from qa_service.settings import ServiceSettings
 
@@ -36,6 +36,39 @@ def test_concurrent_encodes_are_batched_and_each_caller_gets_its_own_vector(embe
         # 150 + 24 texts in far fewer batches than callers
         assert encoder.encoded == len(long_batch) + len(texts)
         assert encoder.batches < 1 + len(texts) // 2
+    finally:
+        encoder.close()
+
+
+def test_texts_encoded_alone_are_exactly_those_of_a_request_served_alone(embedder: Embedder) -> None:
+    encoder = BatchingEncoder(embedder, max_batch=64)
+    try:
+        texts = [f"Can dose number {i} of baclofen be taken with food?" for i in range(12)]
+        alone = [embedder.embed([text]) for text in texts]
+        # Other callers' texts queue with them; encoded together, rows come out a little apart.
+        busy = threading.Thread(target=encoder.embed, args=([f"a long passage, part {i} " * 8 for i in range(100)],))
+        busy.start()
+
+        def call(text: str, exact: bool) -> np.ndarray:
+            if not exact:
+                return encoder.embed([text])
+            with encoded_alone():
+                return encoder.embed([text])
+
+        with ThreadPoolExecutor(max_workers=2 * len(texts)) as pool:
+            exact = list(pool.map(lambda t: call(t, True), texts))
+            shared = list(pool.map(lambda t: call(t + " (shared)", False), texts))
+        busy.join(120)
+        assert all(np.array_equal(a, b) for a, b in zip(alone, exact, strict=True))
+        assert len(shared) == len(texts)
+        # within one memo, a text is encoded once and comes back the same
+        memo: dict = {}
+        before = encoder.encoded
+        with encoded_alone(memo):
+            first = encoder.embed(["What is baclofen?", "What is Baclosan?"])
+            again = encoder.embed(["What is baclofen?", "What is Baclosan?"])
+        assert encoder.encoded == before + 2 and np.array_equal(first, again)
+        assert np.array_equal(first, embedder.embed(["What is baclofen?", "What is Baclosan?"]))
     finally:
         encoder.close()
 
