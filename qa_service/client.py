@@ -17,8 +17,8 @@ that the server checks: a bad value comes back as a ``QAError`` with the server'
 
 Left out: the admin operations (``/v1/admin/*``, the admin token's) and the operators' ones
 (``/healthz``, ``/readyz``, ``/metrics``); tests/qa_service/test_client.py holds this list to the
-schema. Batch methods (``search_batch``, ``ask_batch``) come with the batch endpoints, from another
-branch: when that is merged, add them here after their operationIds (the test fails until then).
+schema. The batch endpoints (``search_batch``, ``ask_batch``) have no method yet: the test lists
+them as left out until they do.
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ SCHEMA = APP.openapi()
 LEFT_OUT = {
     # the operators' endpoints, for probes and Prometheus, not for programs asking questions
     "check_health", "check_readiness", "get_metrics",
+    # not yet (issue 20 is open): streaming NDJSON methods for the batch endpoints
+    "search_batch", "ask_batch",
 }
 """The public operations (not the admin token's) the client has no method for."""
 QUESTION = "How is an overdose of baclofen treated?"
