@@ -55,20 +55,22 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _refuse_if_spent(limiter: RateLimiter | None, client: str, code: str, what: str) -> None:
+def _limit(limiter: RateLimiter | None, client: str, code: str, what: str, count: bool) -> None:
+    """429 ``code`` (with Retry-After) once ``client`` has spent ``limiter``'s budget; ``count``: this
+    call is one more against it (else it is only looked at)."""
     if limiter is None:
         return
-    retry = limiter.spent(client)
+    retry = limiter.hit(client) if count else limiter.spent(client)
     if retry is not None:
         raise problem(429, code, f"{what} (at most {limiter.spec}); retry in {retry} s", {"Retry-After": str(retry)})
+
+
+def _refuse_if_spent(limiter: RateLimiter | None, client: str, code: str, what: str) -> None:
+    _limit(limiter, client, code, what, count=False)
 
 
 def _count(limiter: RateLimiter | None, client: str, code: str, what: str) -> None:
-    if limiter is None:
-        return
-    retry = limiter.hit(client)
-    if retry is not None:
-        raise problem(429, code, f"{what} (at most {limiter.spec}); retry in {retry} s", {"Retry-After": str(retry)})
+    _limit(limiter, client, code, what, count=True)
 
 
 def _failed(request: Request, status: int, code: str, message: str) -> HTTPException:
