@@ -274,6 +274,11 @@ def busy_seconds() -> float:
     return times.user + times.nice + times.system + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
 
 
+def steal_seconds() -> float:
+    """CPU seconds a virtual machine's host gave to others while this machine wanted them."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
+
+
 def own_seconds(*processes: psutil.Process) -> float:
     """CPU seconds of ``processes`` and their children (a server's workers)."""
     total = 0.0
@@ -295,6 +300,7 @@ def batch_vs_single(url: str, server: psutil.Process, queries: list[dict], round
     body = "".join(json.dumps(q) + "\n" for q in queries).encode()
     runs: dict[str, list[float]] = {"single": [], "batch": []}
     others: list[float] = []
+    stolen: list[float] = []
     equal = mismatched = 0
     transport = httpx.HTTPTransport(socket_options=NODELAY)
     with httpx.Client(base_url=url, timeout=600, transport=transport) as http:
@@ -303,7 +309,8 @@ def batch_vs_single(url: str, server: psutil.Process, queries: list[dict], round
             http.post("/v1/search", json=query).raise_for_status()
         for _ in range(rounds):
             for side in ("single", "batch"):
-                busy, own, began = busy_seconds(), own_seconds(me, server), time.perf_counter()
+                busy, own, steal = busy_seconds(), own_seconds(me, server), steal_seconds()
+                began = time.perf_counter()
                 if side == "single":
                     singles = []
                     for query in queries:
@@ -318,6 +325,7 @@ def batch_vs_single(url: str, server: psutil.Process, queries: list[dict], round
                 elapsed = time.perf_counter() - began
                 runs[side].append(elapsed)
                 others.append(max(0.0, (busy_seconds() - busy) - (own_seconds(me, server) - own)) / elapsed)
+                stolen.append((steal_seconds() - steal) / elapsed)
             for line, single in zip(lines, singles, strict=True):
                 same = "result" in line and {k: v for k, v in line["result"].items() if k != "took_ms"} == \
                     {k: v for k, v in single.items() if k != "took_ms"}
@@ -327,7 +335,8 @@ def batch_vs_single(url: str, server: psutil.Process, queries: list[dict], round
     return {"queries": len(queries), "single_s": runs["single"], "batch_s": runs["batch"],
             "ratio": single_s / batch_s, "single_ms": single_s / len(queries) * 1000,
             "batch_ms": batch_s / len(queries) * 1000, "equal": equal, "mismatched": mismatched,
-            "others_cores": max(others) if others else 0.0, "load_avg": os.getloadavg()}
+            "others_cores": max(others) if others else 0.0, "stolen_cores": max(stolen) if stolen else 0.0,
+            "load_avg": os.getloadavg()}
 
 
 def measure_batches(index: Path, questions: list[str], shared: Path | None, rounds: int) -> dict:
@@ -342,31 +351,35 @@ def measure_batches(index: Path, questions: list[str], shared: Path | None, roun
             print(f"batch of {figures['queries']} ({name}): single calls {min(figures['single_s']):.2f} s, "
                   f"one batch {min(figures['batch_s']):.2f} s, {figures['ratio']:.2f}x; "
                   f"{figures['equal']} lines equal to their single call, {figures['mismatched']} not; "
-                  f"other processes took up to {figures['others_cores']:.2f} of the cores")
+                  f"other processes took up to {figures['others_cores']:.2f} of the cores, the host "
+                  f"{figures['stolen_cores']:.2f}")
     finally:
         server.stop()
     return out
 
 
 def batch_report(batches: dict, date: str, rounds: int) -> str:
-    rows = ["| searches | 1,000 single calls, s | one batch, s | single ms a query | batch ms a query | faster | "
-            "lines equal to the single call | other processes (cores) |", "|---|---|---|---|---|---|---|---|"]
-    names = {"distinct": "1,000 distinct questions", "sweep": "125 gold questions x 8 option sets"}
+    rows = ["| 1,000 searches | single calls, s | one batch, s | faster | lines equal to the single call | "
+            "other processes, host (cores) |", "|---|---|---|---|---|---|"]
+    names = {"distinct": "distinct questions (gold, MedQuAD, COVID-QA)",
+             "sweep": "the 125 gold questions under 8 option sets"}
     for name, f in batches.items():
         rows.append(
-            f"| {names[name]} | {min(f['single_s']):.2f} | {min(f['batch_s']):.2f} | {f['single_ms']:.2f} | "
-            f"{f['batch_ms']:.2f} | **{f['ratio']:.2f}x** | {f['equal']} of {f['equal'] + f['mismatched']} | "
-            f"{f['others_cores']:.2f} |")
+            f"| {names[name]} | {min(f['single_s']):.2f} | {min(f['batch_s']):.2f} | **{f['ratio']:.2f}x** | "
+            f"{f['equal']} of {f['equal'] + f['mismatched']} | {f['others_cores']:.2f}, {f['stolen_cores']:.2f} |")
     load = next(iter(batches.values()))["load_avg"]
     return "\n".join([
         "## Batches",
         "",
-        f"Written by eval/bench_speed.py on {date}: 1,000 `POST /v1/search` calls in turn from one Python client "
+        f"Written by eval/bench_speed.py on {date} ({platform.platform()}, {os.cpu_count()} CPUs): 1,000 "
+        "`POST /v1/search` calls in turn from one Python client "
         "(httpx, one connection) against one `POST /v1/search/batch` of the same 1,000 searches (NDJSON), on a "
         "`qa serve` with the answer cache off, so that every search does the whole work on both sides; "
         f"best of {rounds} rounds each, taken in turn. Every line of every batch is compared with its single "
         f"call's body (`took_ms` aside). Load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, "
-        f"{load[2]:.2f}; 'other processes' is the most of the 2 cores the rest of the machine took during a run.",
+        f"{load[2]:.2f}; 'other processes' is the most of the 2 cores the rest of the machine took during a run "
+        "(its busy time minus the server's and the client's), 'host' the most the virtual machine's host kept "
+        "from it (steal time).",
         "",
         *rows,
     ])
