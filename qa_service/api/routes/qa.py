@@ -19,13 +19,14 @@ from ..errors import RESPONSES, problem
 from ..metrics import CACHE, QUESTIONS
 from ..queries import check_index_version, options_of
 from ..schemas import (
-    MAX_DOC_IDS, MAX_FILTER_VALUES, MAX_K, MAX_OFFSET, MAX_QUESTION_CHARS, AskRequest, AskResponse, PassageResponse,
-    SearchRequest, SearchResponse,
+    MAX_DOC_IDS, MAX_FILTER_VALUES, MAX_K, MAX_OFFSET, MAX_QUESTION_CHARS, AskRequest, AskResponse, ErrorResponse,
+    PassageResponse, SearchRequest, SearchResponse,
 )
 
 _R = TypeVar("_R", AskResult, SearchResult)
 
 router = APIRouter(tags=["qa"], dependencies=[Depends(require_api_key)], responses=RESPONSES)
+PINNED = {409: {"model": ErrorResponse, "description": "The request's index_version is not the one served"}}
 
 
 def to_json(result: AskResult | SearchResult) -> bytes:
@@ -46,7 +47,7 @@ def _written(work: Callable[..., _R], *args: object) -> tuple[_R, Response]:
 
 # A repeated question is answered from the cache on the event loop (a dictionary look-up); only a miss
 # is handed to a worker thread, which also writes the JSON.
-@router.post("/v1/ask", response_model=AskResponse, operation_id="ask")
+@router.post("/v1/ask", response_model=AskResponse, operation_id="ask", responses=PINNED)
 async def ask(body: AskRequest, answerer: AnswererDep, records: RecordsDep, request: Request) -> Response:
     """Answer a question with verbatim, cited spans, or decline (`answered: false`, with the reason)."""
     check_index_version(body, answerer)
@@ -83,7 +84,7 @@ async def _search(body: SearchRequest, answerer: Answerer, records, request: Req
 Values = Annotated[list[str] | None, Query(max_length=MAX_FILTER_VALUES)]
 
 
-@router.get("/v1/search", response_model=SearchResponse, operation_id="search")
+@router.get("/v1/search", response_model=SearchResponse, operation_id="search", responses=PINNED)
 async def search(
     q: Annotated[str, Query(max_length=MAX_QUESTION_CHARS, description="The query")],
     answerer: AnswererDep,
@@ -127,7 +128,7 @@ def _query_loc(loc: tuple) -> tuple:
     return loc
 
 
-@router.post("/v1/search", response_model=SearchResponse, operation_id="search_post")
+@router.post("/v1/search", response_model=SearchResponse, operation_id="search_post", responses=PINNED)
 async def search_post(body: SearchRequest, answerer: AnswererDep, records: RecordsDep, request: Request) -> Response:
     """As `GET /v1/search`, with the query and its options in a JSON body (`filter` an object)."""
     return await _search(body, answerer, records, request)
