@@ -80,7 +80,7 @@ bench-quality: index
 bench: bench-speed bench-scale
 
 bench-speed: index
-	$(BIN)/python eval/bench_speed.py --index index --out docs/benchmarks.md
+	$(BIN)/python eval/bench_speed.py --index index --out docs/benchmarks.md --shared $(BENCH)
 
 bench-scale: setup
 	$(BIN)/python eval/bench_scale.py --shared $(BENCH) --out docs/benchmarks.md --plot docs/scale.png

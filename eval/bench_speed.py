@@ -1,6 +1,7 @@
 """How fast the service answers, every figure beside the floor measured in the same run.
 
-    python eval/bench_speed.py [--index index] [--out docs/benchmarks.md] [--seconds 20]
+    python eval/bench_speed.py [--index index] [--out docs/benchmarks.md] [--seconds 20] [--shared ../shared/bench]
+    python eval/bench_speed.py --batch-only [--index index] [--out docs/benchmarks.md]
 
 The floor is one query encode with the served model (nothing can answer
 without it). The script starts `qa serve` on a free loopback port as a user
@@ -13,7 +14,14 @@ would, and measures:
 - repeats: the same question again and again (answered from the answer cache);
 - 16 and 32 concurrent clients for ``--seconds`` each, cache off, and 16
   against two worker processes (``--workers 2``): requests a second, p50/p99,
-  errors.
+  errors;
+- batches: 1,000 searches as one ``POST /v1/search/batch`` against 1,000 single
+  ``POST /v1/search`` calls from one client (a Python client, as a researcher's
+  script would be), cache off, both sides' results checked equal: 1,000
+  distinct questions (the gold set and, from ``--shared``, MedQuAD's and
+  COVID-QA's), and the gold questions each under 8 option sets (paging,
+  ``k``, collapse, subjects off, highlight), a researcher's sweep. Alone:
+  ``--batch-only`` (its own section of the report).
 
 The load comes from wrk (a C load generator, Debian's package `wrk`) when it is
 installed: it costs the two shared cores little, and its latencies are the
@@ -32,6 +40,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -236,6 +245,160 @@ def search_requests(questions: list[str]) -> list[tuple[str, str, str | None]]:
     return [("GET", "/v1/search?" + str(httpx.QueryParams({"q": q})), None) for q in questions]
 
 
+BATCH_SIZE = 1000
+SWEEP = [{}, {"k": 5}, {"k": 20}, {"offset": 10}, {"collapse": "document"}, {"collapse": "none", "k": 20},
+         {"subjects": "off"}, {"highlight": True}]
+"""A researcher's sweep: each gold question under these options (8 x 125 = 1,000 searches)."""
+BATCH_BEGIN, BATCH_END = "<!-- batch: written by eval/bench_speed.py -->", "<!-- /batch -->"
+
+
+def batch_workloads(questions: list[str], shared: Path | None) -> dict[str, list[dict]]:
+    """The searches of the batch benchmark: 1,000 distinct questions, and the gold questions' sweep."""
+    distinct = list(dict.fromkeys(questions))
+    for name in ("medquad", "covidqa"):
+        qrels = shared / name / "qrels.jsonl" if shared is not None else None
+        if qrels is not None and qrels.exists():
+            with qrels.open(encoding="utf-8") as handle:
+                distinct += [json.loads(line)["question"] for line in handle if line.strip()]
+        distinct = list(dict.fromkeys(q for q in distinct if q.strip()))
+    if len(distinct) < BATCH_SIZE:  # without the shared benchmarks: the gold questions again (repeats)
+        print(f"only {len(distinct)} distinct questions (no --shared benchmarks): the gold questions repeat")
+        distinct = [distinct[i % len(distinct)] for i in range(BATCH_SIZE)]
+    sweep = [{"q": q, **options} for options in SWEEP for q in questions][:BATCH_SIZE]
+    return {"distinct": [{"q": q} for q in distinct[:BATCH_SIZE]], "sweep": sweep}
+
+
+def busy_seconds() -> float:
+    """CPU seconds the machine has spent busy (every core)."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
+
+
+def steal_seconds() -> float:
+    """CPU seconds a virtual machine's host gave to others while this machine wanted them."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
+
+
+def own_seconds(*processes: psutil.Process) -> float:
+    """CPU seconds of ``processes`` and their children (a server's workers)."""
+    total = 0.0
+    for process in processes:
+        for each in [process, *process.children(recursive=True)]:
+            try:
+                cpu = each.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += cpu.user + cpu.system
+    return total
+
+
+def batch_vs_single(url: str, server: psutil.Process, queries: list[dict], rounds: int) -> dict:
+    """``queries`` as one batch and as single calls from one client, ``rounds`` times each in turn: the
+    seconds of each, whether every batch line equals its single call's body (``took_ms`` aside), and
+    the share of the two cores other processes took meanwhile."""
+    me = psutil.Process()
+    body = "".join(json.dumps(q) + "\n" for q in queries).encode()
+    runs: dict[str, list[float]] = {"single": [], "batch": []}
+    others: list[float] = []
+    stolen: list[float] = []
+    equal = mismatched = 0
+    transport = httpx.HTTPTransport(socket_options=NODELAY)
+    with httpx.Client(base_url=url, timeout=600, transport=transport) as http:
+        # one pass first, as the other runs do (lazily built state is not every request's cost)
+        for query in queries[:125]:
+            http.post("/v1/search", json=query).raise_for_status()
+        for _ in range(rounds):
+            for side in ("single", "batch"):
+                busy, own, steal = busy_seconds(), own_seconds(me, server), steal_seconds()
+                began = time.perf_counter()
+                if side == "single":
+                    singles = []
+                    for query in queries:
+                        response = http.post("/v1/search", json=query)
+                        response.raise_for_status()
+                        singles.append(response.json())
+                else:
+                    response = http.post("/v1/search/batch", content=body,
+                                         headers={"Content-Type": "application/x-ndjson"})
+                    response.raise_for_status()
+                    lines = [json.loads(line) for line in response.content.split(b"\n") if line]
+                elapsed = time.perf_counter() - began
+                runs[side].append(elapsed)
+                others.append(max(0.0, (busy_seconds() - busy) - (own_seconds(me, server) - own)) / elapsed)
+                stolen.append((steal_seconds() - steal) / elapsed)
+            for line, single in zip(lines, singles, strict=True):
+                same = "result" in line and {k: v for k, v in line["result"].items() if k != "took_ms"} == \
+                    {k: v for k, v in single.items() if k != "took_ms"}
+                equal += same
+                mismatched += not same
+    single_s, batch_s = min(runs["single"]), min(runs["batch"])
+    return {"queries": len(queries), "single_s": runs["single"], "batch_s": runs["batch"],
+            "ratio": single_s / batch_s, "single_ms": single_s / len(queries) * 1000,
+            "batch_ms": batch_s / len(queries) * 1000, "equal": equal, "mismatched": mismatched,
+            "others_cores": max(others) if others else 0.0, "stolen_cores": max(stolen) if stolen else 0.0,
+            "load_avg": os.getloadavg()}
+
+
+def measure_batches(index: Path, questions: list[str], shared: Path | None, rounds: int) -> dict:
+    """The batch benchmark on a server of its own, answer cache off (every search does the whole work)."""
+    workloads = batch_workloads(questions, shared)
+    server = Server(index, QA_SERVING__ANSWER_CACHE="0")
+    try:
+        process = psutil.Process(server.process.pid)
+        out = {}
+        for name, queries in workloads.items():
+            out[name] = figures = batch_vs_single(server.url, process, queries, rounds)
+            print(f"batch of {figures['queries']} ({name}): single calls {min(figures['single_s']):.2f} s, "
+                  f"one batch {min(figures['batch_s']):.2f} s, {figures['ratio']:.2f}x; "
+                  f"{figures['equal']} lines equal to their single call, {figures['mismatched']} not; "
+                  f"other processes took up to {figures['others_cores']:.2f} of the cores, the host "
+                  f"{figures['stolen_cores']:.2f}")
+    finally:
+        server.stop()
+    return out
+
+
+def batch_report(batches: dict, date: str, rounds: int) -> str:
+    rows = ["| 1,000 searches | single calls, s | one batch, s | faster | lines equal to the single call | "
+            "other processes, host (cores) |", "|---|---|---|---|---|---|"]
+    names = {"distinct": "distinct questions (gold, MedQuAD, COVID-QA)",
+             "sweep": "the 125 gold questions under 8 option sets"}
+    for name, f in batches.items():
+        rows.append(
+            f"| {names[name]} | {min(f['single_s']):.2f} | {min(f['batch_s']):.2f} | **{f['ratio']:.2f}x** | "
+            f"{f['equal']} of {f['equal'] + f['mismatched']} | {f['others_cores']:.2f}, {f['stolen_cores']:.2f} |")
+    load = next(iter(batches.values()))["load_avg"]
+    return "\n".join([
+        "## Batches",
+        "",
+        f"Written by eval/bench_speed.py on {date} ({platform.platform()}, {os.cpu_count()} CPUs): 1,000 "
+        "`POST /v1/search` calls in turn from one Python client "
+        "(httpx, one connection) against one `POST /v1/search/batch` of the same 1,000 searches (NDJSON), on a "
+        "`qa serve` with the answer cache off, so that every search does the whole work on both sides; "
+        f"best of {rounds} rounds each, taken in turn. Every line of every batch is compared with its single "
+        f"call's body (`took_ms` aside). Load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, "
+        f"{load[2]:.2f}; 'other processes' is the most of the 2 cores the rest of the machine took during a run "
+        "(its busy time minus the server's and the client's), 'host' the most the virtual machine's host kept "
+        "from it (steal time).",
+        "",
+        *rows,
+    ])
+
+
+def write_batch_section(out: Path, text: str) -> None:
+    """``text`` between the batch markers of ``out`` (added after the figures when absent)."""
+    current = out.read_text(encoding="utf-8") if out.exists() else ""
+    block = f"{BATCH_BEGIN}\n{text}\n{BATCH_END}"
+    if BATCH_BEGIN in current and BATCH_END in current:
+        current = re.sub(re.escape(BATCH_BEGIN) + ".*?" + re.escape(BATCH_END), lambda _: block, current,
+                         count=1, flags=re.S)
+    elif "<!-- /figures -->\n" in current:
+        current = current.replace("<!-- /figures -->\n", "<!-- /figures -->\n\n" + block + "\n", 1)
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    out.write_text(current, encoding="utf-8")
+
+
 def versions() -> dict[str, str]:
     import faiss
     import fastapi
@@ -253,9 +416,20 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=REPO / "index")
     parser.add_argument("--out", type=Path, default=None, help="Write the report here (Markdown) and a .json beside it")
     parser.add_argument("--seconds", type=float, default=20.0, help="Duration of each concurrent run")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench",
+                        help="The shared benchmarks (MedQuAD's and COVID-QA's questions for the batch benchmark)")
+    parser.add_argument("--batch-rounds", type=int, default=2, help="Rounds of each side of the batch benchmark")
+    parser.add_argument("--batch-only", action="store_true", help="Only the batch benchmark (its own section)")
     args = parser.parse_args()
 
     questions = [q.question for q in load_gold(REPO / "eval" / "gold.jsonl")]
+    if args.batch_only:
+        batches = measure_batches(args.index, questions, args.shared, args.batch_rounds)
+        if args.out:
+            date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            write_batch_section(args.out, batch_report(batches, date, args.batch_rounds))
+            print(f"batch section written to {args.out}")
+        return
     model = ServiceSettings().embed_model
     floor, encode_rates = measure_floor(model, questions, args.index)
     print(f"floor (one query encode): {floor:.1f} ms")
@@ -316,6 +490,8 @@ def main() -> None:
         reading.stop()
     reader_share = max(0.0, 1 - single["ask"]["p50"] / read_single["p50"])
 
+    batches = measure_batches(args.index, questions, args.shared, args.batch_rounds)
+
     workers = Server(args.index, QA_SERVING__ANSWER_CACHE="0", QA_SERVING__WORKERS="2")
     try:
         if use_wrk:
@@ -342,6 +518,7 @@ def main() -> None:
         "versions": versions(), "floor_ms": floor, "encodes_per_s": encode_rates, "cold": cold, "single": single, "repeat": repeat,
         "reader": {**read_single, "share_of_p50": round(reader_share, 3)},
         "load": load, "rss_mb_under_load": rss_load, "questions": len(questions), "load_client": client,
+        "batches": batches,
     }
     lines = [
         "| what | p50 ms | p99 ms | p50 / floor | p99 / floor | requests/s | errors |",
@@ -393,6 +570,7 @@ def main() -> None:
         if begin >= 0 and end > begin:  # the notes written around the figures stay
             generated = previous[:begin] + generated + previous[end + len("<!-- /figures -->\n"):]
         args.out.write_text(generated, encoding="utf-8")
+        write_batch_section(args.out, batch_report(batches, result["date"], args.batch_rounds))
         print(f"report written to {args.out} (figures in {args.out.with_suffix('.json')})")
 
 

@@ -243,6 +243,10 @@ class OnnxEncoder:
     length, so each batch pads little. ``threads``: ONNX Runtime's intra-op threads (0: every core).
     """
 
+    thread_safe = True
+    """``embed`` may be called from several threads at once (ONNX Runtime's sessions and the Rust tokenizer,
+    whose settings are fixed at load, allow it)."""
+
     def __init__(self, folder: Path, batch_size: int = 32, threads: int = 0) -> None:
         self._folder = Path(folder) if folder is not None else None
         self._config: dict | None = None

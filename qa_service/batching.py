@@ -10,12 +10,14 @@ waiting for company); requests that arrive while a batch is being encoded form
 the next batch. This is what inference servers call dynamic batching, without
 a timer: the queue fills exactly while the model is busy.
 
-A request's texts travel together (one queue item), and a request may ask for
-them to be encoded on their own (:func:`encoded_alone`): texts encoded with
-others come out a few units in the 8th digit apart from the same texts encoded
-alone (the model's matrix products are summed in another order), which can move
-a score's last digit. The lines of a batch request are encoded alone, so each
-equals the single call made alone, whatever else the server was encoding.
+A request's texts travel together (one queue item). A thread may have its texts
+encoded on their own instead (:func:`encoded_alone`): texts encoded with others
+come out a few units in the 8th digit apart from the same texts encoded alone
+(the model's matrix products are summed in another order), which can move a
+score's last digit. The lines of a batch request are encoded alone, each in its
+worker thread (so a few at once, on both cores: with 2 cores, two single-text
+encodes side by side outrun one batch of them), and each equals the single call
+made alone, whatever else the server was encoding and on every run.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ _ALONE: ContextVar[dict[tuple[str, ...], np.ndarray] | None] = ContextVar("encod
 
 @contextlib.contextmanager
 def encoded_alone(memo: dict[tuple[str, ...], np.ndarray] | None = None) -> Iterator[None]:
-    """Within it, this thread's texts are encoded without other requests' (still in the encoder
-    thread, one batch after another): the vectors are exactly those of a request served alone. So
+    """Within it, this thread's texts are encoded without other requests', in this thread (beside the
+    encoder thread and other such threads): the vectors are exactly those of a request served alone. So
     texts encoded once are the same the next time, and are taken from ``memo`` when given (the lines
     of one batch asking the same question under other options encode it once)."""
     token = _ALONE.set(memo if memo is not None else {})
@@ -48,8 +50,8 @@ def encoded_alone(memo: dict[tuple[str, ...], np.ndarray] | None = None) -> Iter
         _ALONE.reset(token)
 
 
-_Item = tuple[tuple[str, ...], "Future[np.ndarray]", bool]
-"""A request's texts, where their vectors go, and whether they are encoded alone."""
+_Item = tuple[tuple[str, ...], "Future[np.ndarray]"]
+"""A request's texts, and where their vectors go."""
 
 
 class BatchingEncoder:
@@ -60,6 +62,9 @@ class BatchingEncoder:
         self.model = embedder.model
         self.backend = getattr(embedder, "backend", "torch")
         self.max_batch = max_batch
+        # Texts encoded alone are encoded in their callers' threads, side by side where the encoder allows it
+        # (the ONNX encoder does; sentence-transformers' tokenizer is not made for it: one at a time).
+        self._alone_turn = contextlib.nullcontext() if getattr(embedder, "thread_safe", False) else threading.Lock()
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         self._closing = threading.Lock()
@@ -82,16 +87,22 @@ class BatchingEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         key, memo = tuple(texts), _ALONE.get()
-        if memo is not None and key in memo:
-            return memo[key].copy()
+        if memo is not None:  # alone: in this thread, beside the encoder thread and other such callers
+            if key not in memo:
+                unique = list(dict.fromkeys(key))
+                row = {text: i for i, text in enumerate(unique)}
+                with self._alone_turn:
+                    memo[key] = self.embedder.embed(unique)[[row[text] for text in key]]
+            vectors = memo[key].copy()
+            if progress is not None:
+                progress(len(texts))
+            return vectors
         future: Future[np.ndarray] = Future()
         with self._closing:
             if self._closed:  # a request still holding a replaced index: encoded in its own thread
                 return self.embedder.embed(texts, progress)
-            self._queue.put((key, future, memo is not None))
+            self._queue.put((key, future))
         vectors = future.result()
-        if memo is not None:
-            memo[key] = vectors.copy()
         if progress is not None:
             progress(len(texts))
         return vectors
@@ -128,19 +139,16 @@ class BatchingEncoder:
                 return
 
     def _encode(self, batch: list[_Item]) -> None:
-        shared = [item for item in batch if not item[2]]
-        groups = [[item] for item in batch if item[2]] + ([shared] if shared else [])
-        for group in groups:
-            # Identical texts asked at once (a help desk's common question) are encoded once.
-            unique = list(dict.fromkeys(text for texts, _, _ in group for text in texts))
-            try:
-                vectors = self.embedder.embed(unique)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
-                for _, future, _ in group:
-                    future.set_exception(exc)
-                continue
-            row = {text: i for i, text in enumerate(unique)}
-            for texts, future, _ in group:
-                future.set_result(vectors[[row[text] for text in texts]])
-            self.batches += 1
-            self.encoded += len(unique)
+        # Identical texts asked at once (a help desk's common question) are encoded once.
+        unique = list(dict.fromkeys(text for texts, _ in batch for text in texts))
+        try:
+            vectors = self.embedder.embed(unique)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        row = {text: i for i, text in enumerate(unique)}
+        for texts, future in batch:
+            future.set_result(vectors[[row[text] for text in texts]])
+        self.batches += 1
+        self.encoded += len(unique)

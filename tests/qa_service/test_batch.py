@@ -153,6 +153,10 @@ def test_a_batch_that_can_t_be_read_is_refused_whole(client: httpx.Client) -> No
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "empty_batch", body
     broken = client.post("/v1/ask/batch", content='[{"question": "dose?"', headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
+    deep = client.post("/v1/search/batch", content="[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "malformed_json"
+    lines_ = lines(client.post("/v1/search/batch", content='{"q": "dose"}\n' + "[" * 100_000 + "\n", headers=NDJSON))
+    assert "result" in lines_[0] and lines_[1]["error"]["code"] == "malformed_json"
     single = client.post("/v1/search/batch", json={"q": "dose"})
     assert single.status_code == 422 and single.json()["error"]["code"] == "invalid_body"
     assert "NDJSON" in single.json()["error"]["message"]

@@ -76,7 +76,7 @@ def _items(body: bytes, content_type: str, most: int) -> list[tuple[int, Any]]:
     if media == "application/json" or (text_start == b"[" and media not in (MEDIA_TYPE, "application/jsonl")):
         try:
             values = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
             raise problem(400, "malformed_json", f"the request body is not valid JSON: {exc}") from None
         if not isinstance(values, list):
             raise problem(422, "invalid_body", "a batch is a JSON list of queries, or NDJSON: one query a line "
@@ -92,7 +92,7 @@ def _items(body: bytes, content_type: str, most: int) -> list[tuple[int, Any]]:
                 break
             try:
                 items.append((number, json.loads(raw)))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:
                 items.append((number, _Malformed(f"line {number} is not valid JSON: {exc}")))
     if not items:
         raise problem(422, "empty_batch", "the batch holds no query: send one JSON object a line "
