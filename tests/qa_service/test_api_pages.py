@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import LiveServer
-from tests.qa_service.test_widget import browser, new_page, playwright  # noqa: F401 - the module's fixtures
+from tests.qa_service.browser import new_page
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

@@ -7,27 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
 from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer
-
-# A real model answers on a shared 2-core machine: one generous wait for every
-# Playwright action and assertion, which always wait on state, never on sleeps.
-TIMEOUT_MS = 30_000
-expect.set_options(timeout=TIMEOUT_MS)
+from tests.qa_service.browser import HostSite, ask, new_page, wait_until
 
 XSS_TEXT = (
     "Zebrafen test leaflet\n\n"
@@ -37,29 +28,6 @@ XSS_TEXT = (
 )
 XSS_QUESTION = "How should Zebrafen tablets be stored?"
 QUESTION = "How long does baclofen stay in the system?"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-
-
-# --- the browser and the servers ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Chromium is not installed: `make test` installs Debian's chromium package")
-    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,94 +48,7 @@ def api(widget_settings: ServiceSettings) -> Iterator[LiveServer]:
         yield live
 
 
-def new_page(browser: Browser, **options) -> tuple[Page, list[str]]:
-    """A page in a fresh context with the generous default wait, and the errors it logs:
-    script errors, alerts, and anything the Content-Security-Policy blocked."""
-    context = browser.new_context(**options)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}") or dialog.dismiss())
-    page.on(
-        "console",
-        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    # every violation of the page's policy, whether or not the browser logs it (a Trusted Types one
-    # inside a caught exception, say), is logged as one
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', (e) => console.error("
-        "`Content Security Policy violation: ${e.violatedDirective} ${e.sample || ''}`));"
-    )
-    return page, errors
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    page, errors = new_page(browser, viewport={"width": 1280, "height": 900})
-    yield page
-    page.context.close()
-    assert not errors, errors  # no script error, no alert and nothing the page's policy blocked, ever
-
-
-def wait_until(page: Page, condition, what: str) -> None:  # noqa: ANN001
-    """Let the browser run until ``condition()`` holds (route handlers run while it waits)."""
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        page.wait_for_timeout(20)
-
-
-class HostSite:
-    """A second origin (another loopback port) serving pages that embed the widget."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        handler = partial(_QuietHandler, directory=str(root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # any free port
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def page(self, name: str, api_url: str, extra: str = "", open_: bool = True, timeout_ms: int = 20000,
-             api_key: str | None = None, title: str | None = None) -> str:
-        key = f' data-api-key="{api_key}"' if api_key else ""
-        key += f' data-title="{title}"' if title else ""
-        snippet = (
-            f'<script src="{api_url}/widget.js" data-api="{api_url}" data-open="{str(open_).lower()}" '
-            f'data-timeout="{timeout_ms}"{key}></script>'
-        )
-        (self.root / name).write_text(
-            "<!doctype html><html><head><meta charset='utf-8'><title>Support portal</title>"
-            f"{extra}</head><body><h1>Support portal</h1><button id='host-button'>Host button</button>"
-            f"{snippet}</body></html>",
-            encoding="utf-8",
-        )
-        return f"{self.origin}/{name}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSite]:
-    site = HostSite(tmp_path_factory.mktemp("host"))
-    yield site
-    site.close()
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def ask(page: Page, question: str) -> None:
-    box = page.locator("#drugqa-widget input.question")
-    box.fill(question)
-    box.press("Enter")
 
 
 def last_turn_answers(page: Page):
