@@ -17,13 +17,20 @@ that the server checks: a bad value comes back as a ``QAError`` with the server'
 
 Left out: the admin operations (``/v1/admin/*``, the admin token's) and the operators' ones
 (``/healthz``, ``/readyz``, ``/metrics``); tests/qa_service/test_client.py holds this list to the
-schema. The batch endpoints (``search_batch``, ``ask_batch``) have no method yet: the test lists
-them as left out until they do.
+schema.
+
+The batch methods send their queries as one NDJSON body and yield the server's lines as they arrive,
+in input order, while the response streams (consume or close the iterator to free the connection):
+
+    with QAClient("http://127.0.0.1:8000") as qa:
+        for item in qa.search_batch([{"qid": "q1", "q": "overdose", "k": 10}, {"qid": "q2", "q": "half-life"}]):
+            print(item.qid, item.error or [r.passage_id for r in item.result.results])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -31,8 +38,8 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from .api.schemas import (
-    AskResponse, Citation, CitedSpan, DocumentDetail, DocumentSummary, FeedbackResponse, FilterSpec,
-    PassageResponse, SearchResponse,
+    AskBatchItem, AskBatchLine, AskResponse, Citation, CitedSpan, DocumentDetail, DocumentSummary, FeedbackResponse,
+    FilterSpec, PassageResponse, SearchBatchItem, SearchBatchLine, SearchResponse,
 )
 
 __all__ = ["DEFAULT_TIMEOUT_S", "OPERATIONS", "QAClient", "QAError"]
@@ -45,6 +52,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "search": ("GET", "/v1/search"),
     "search_post": ("POST", "/v1/search"),
     "get_passage": ("GET", "/v1/passages/{passage_id}"),
+    "search_batch": ("POST", "/v1/search/batch"),
+    "ask_batch": ("POST", "/v1/ask/batch"),
     "list_documents": ("GET", "/v1/documents"),
     "get_document": ("GET", "/v1/documents/{doc_id}"),
     "send_feedback": ("POST", "/v1/feedback"),
@@ -57,6 +66,7 @@ _ADAPTERS: dict[Any, TypeAdapter] = {}
 Collapse = Literal["passage", "document", "none"]
 Subjects = Literal["auto", "off"]
 Filter = FilterSpec | Mapping[str, Sequence[str] | None]
+NDJSON = "application/x-ndjson"
 
 
 class QAError(Exception):
@@ -166,6 +176,39 @@ class QAClient:
         """``GET /v1/passages/{passage_id}``: the passage ``doc_id:start-end`` (as results and answers
         name it), verbatim and cited."""
         return self._call("get_passage", PassageResponse, path={"passage_id": passage_id})
+
+    def search_batch(self, queries: Iterable[SearchBatchLine | Mapping[str, Any]]) -> Iterator[SearchBatchItem]:
+        """``POST /v1/search/batch``: each query a :class:`SearchBatchLine` or a dict with the fields of
+        :meth:`search_post` (and ``qid``); yields one :class:`SearchBatchItem` a query, in input order,
+        with the result :meth:`search_post` would return or the error it would raise."""
+        return self._stream("search_batch", SearchBatchItem, queries)
+
+    def ask_batch(self, questions: Iterable[AskBatchLine | Mapping[str, Any]]) -> Iterator[AskBatchItem]:
+        """``POST /v1/ask/batch``: as :meth:`search_batch`, each line the fields of :meth:`ask` (and ``qid``)."""
+        return self._stream("ask_batch", AskBatchItem, questions)
+
+    def _stream(self, operation: str, item: type[_T], lines: Iterable[BaseModel | Mapping[str, Any]]) -> Iterator[_T]:
+        body = b"".join(
+            (line.model_dump_json(exclude_none=True) if isinstance(line, BaseModel) else json.dumps(_given(**line)))
+            .encode() + b"\n" for line in lines)
+        method, url = OPERATIONS[operation]
+        request = self._http.build_request(method, url, content=body,
+                                           headers={"Content-Type": NDJSON, "Accept": NDJSON})
+        response = self._http.send(request, stream=True)  # errors before the first line raise here
+
+        def items() -> Iterator[_T]:
+            try:
+                for text in response.iter_lines():
+                    if text:
+                        yield _adapter(item).validate_json(text)
+            finally:
+                response.close()
+
+        if not response.is_success:
+            response.read()
+            response.close()
+            raise QAError.from_response(response)
+        return items()
 
     # --- documents -------------------------------------------------------------------------------
 

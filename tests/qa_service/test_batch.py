@@ -5,7 +5,10 @@ each query counts against the rate limit; the batch body limit is the batches' o
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -248,3 +251,23 @@ def test_the_batch_endpoints_are_described(client: httpx.Client) -> None:
         item = body["application/x-ndjson"]["schema"]["items"]
         assert {line_field, "qid"} <= set(item["properties"])
         assert "application/x-ndjson" in post["responses"]["200"]["content"]
+
+
+def test_the_readme_s_batch_examples_run(server: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """The curl batches of "For researchers" run as written (curl through bash against a real server), and
+    the client's batch example prints one line a topic."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## For researchers"):]
+    shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    assert "/v1/search/batch" in shell and "/v1/ask/batch" in shell
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", shell.replace("localhost:8000", server.url)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    searched, asked = lines[:2], lines[2:]
+    assert [line["qid"] for line in searched] == ["a", "b"] and all(line["result"]["results"] for line in searched)
+    assert [line["qid"] for line in asked] == [1, 2] and all("answered" in line["result"] for line in asked)
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    topics = [("t1", "overdose treatment"), ("t2", "half-life of baclofen")]
+    exec(example.replace("http://127.0.0.1:8000", server.url), {"topics": topics})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[0] for line in printed] == ["t1", "t2"] and all(":" in line for line in printed)

@@ -10,6 +10,7 @@ operation but an explicit few has a client method.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import json
 import re
@@ -23,7 +24,9 @@ from fastapi.utils import generate_unique_id
 from pydantic import BaseModel
 
 from qa_service.api import create_app
-from qa_service.api.schemas import AskResponse, Citation, FilterSpec, SearchResponse
+from qa_service.api.schemas import (
+    AskResponse, Citation, FilterSpec, SearchBatchLine, SearchResponse,
+)
 from qa_service.client import OPERATIONS, QAClient, QAError
 from qa_service.settings import ServiceSettings
 from tests.conftest import ADMIN_TOKEN, LiveServer
@@ -33,8 +36,6 @@ SCHEMA = APP.openapi()
 LEFT_OUT = {
     # the operators' endpoints, for probes and Prometheus, not for programs asking questions
     "check_health", "check_readiness", "get_metrics",
-    # not yet (issue 20 is open): streaming NDJSON methods for the batch endpoints
-    "search_batch", "ask_batch",
 }
 """The public operations (not the admin token's) the client has no method for."""
 QUESTION = "How is an overdose of baclofen treated?"
@@ -53,9 +54,15 @@ def resolve(schema: dict) -> dict:
 
 
 def body_schema(op: dict) -> dict:
-    """The operation's JSON request body (an object's schema), or an empty one."""
+    """The operation's JSON request body (an object's schema; a batch's: one line's), or an empty one."""
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if body and body.get("type") == "array":
+        return body["items"]
     return resolve(body) if body else {"properties": {}, "required": []}
+
+
+def is_batch(op: dict) -> bool:
+    return "application/x-ndjson" in op.get("requestBody", {}).get("content", {})
 
 
 def schema_parameters(op: dict) -> tuple[set[str], set[str]]:
@@ -104,13 +111,26 @@ def test_the_client_s_parameters_and_response_are_the_schema_s(name: str) -> Non
     method = getattr(QAClient, name)
     signature = inspect.signature(method)
     params = {p.name: p for p in signature.parameters.values() if p.name != "self"}
+    hints = typing.get_type_hints(method)
+    status, response = next((s, r) for s, r in op["responses"].items() if s.startswith("2"))
+    if is_batch(op):  # one parameter, the lines (the body's items), and an iterator of the answer's lines
+        (lines,) = params
+        line_models = [t for t in typing.get_args(typing.get_args(hints[lines])[0]) if isinstance(t, type)
+                       and issubclass(t, BaseModel)]
+        assert [m.__name__ for m in line_models] == [body_schema(op)["title"]], name
+        assert set(line_models[0].model_fields) == set(body_schema(op)["properties"]), name
+        returns = hints["return"]
+        assert typing.get_origin(returns) is collections.abc.Iterator, name
+        (item,) = typing.get_args(returns)
+        items = response["content"]["application/x-ndjson"]["schema"]["items"]
+        assert item.__name__ == items["title"] and set(item.model_fields) == set(items["properties"]), name
+        return
     wanted, required = schema_parameters(op)
     assert set(params) == wanted, name
     assert {n for n, p in params.items() if p.default is inspect.Parameter.empty} == required, name
     # the return is the model of the operation's success response
-    status, response = next((s, r) for s, r in op["responses"].items() if s.startswith("2"))
     content = response["content"]["application/json"]["schema"]
-    returns = typing.get_type_hints(method)["return"]
+    returns = hints["return"]
     if content.get("type") == "array":
         assert typing.get_origin(returns) is list
         returns, content = typing.get_args(returns)[0], content["items"]
@@ -151,17 +171,23 @@ def assert_sent_as_the_schema_says(sent: list[httpx.Request]) -> None:
         query = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
         assert set(request.url.params) <= query, (op_id, request.url)
         if request.content:
-            body = json.loads(request.content)
-            properties = body_schema(op)["properties"]
-            assert set(body) <= set(properties), (op_id, body)
-            for field, value in body.items():  # the nested objects' fields too (filter, citation)
-                nested = resolve(next((s for s in properties[field].get("anyOf", [properties[field]])
-                                       if "$ref" in s), {}))
-                if isinstance(value, dict) and nested:
-                    assert set(value) <= set(nested["properties"]), (op_id, field, value)
+            lines = request.content.splitlines() if is_batch(op) else [request.content]
+            for line in lines:
+                assert_fields_of(op_id, op, json.loads(line))
         else:
             assert not body_schema(op)["properties"], op_id
     assert called == set(OPERATIONS)  # every method was checked
+
+
+def assert_fields_of(op_id: str, op: dict, body: dict) -> None:
+    """Every field of a body (or of a batch's line) is the schema's, the nested objects' too (filter, citation)."""
+    properties = body_schema(op)["properties"]
+    assert set(body) <= set(properties), (op_id, body)
+    for field, value in body.items():
+        nested = next((resolve(s) for s in properties[field].get("anyOf", [properties[field]])
+                       if "$ref" in s or "properties" in s), {})
+        if isinstance(value, dict):
+            assert nested and set(value) <= set(nested["properties"]), (op_id, field, value)
 
 
 def dumped(result: BaseModel | list[BaseModel]) -> object:
@@ -220,6 +246,28 @@ def test_each_method_returns_what_the_raw_http_call_returns(server: LiveServer, 
         assert dumped(passage) == raw(client, "GET", f"/v1/passages/{found.results[0].passage_id}")
         assert passage.text == found.results[0].text
 
+        # the batches: lines as models or dicts, streamed back in input order, each the single call's
+        # body and the raw batch's line; a bad line is its own error line
+        searches = [SearchBatchLine(qid="a", q="maximum daily dose", k=3, filter=FilterSpec(format=[one.format])),
+                    {"qid": "b", "q": "overdose", "k": 101}, {"qid": "c", "q": "overdose", "collapse": "document"}]
+        streamed = list(qa.search_batch(searches))
+        assert [item.qid for item in streamed] == ["a", "b", "c"]
+        assert streamed[1].result is None and streamed[1].error.code == "invalid_k"
+        assert dumped(streamed[0].result) == raw(client, "POST", "/v1/search", json={
+            "q": "maximum daily dose", "k": 3, "filter": {"format": [one.format]}})
+        assert dumped(streamed[2].result) == raw(client, "POST", "/v1/search", json={"q": "overdose",
+                                                                                     "collapse": "document"})
+        ndjson = "".join(json.dumps(line if isinstance(line, dict) else line.model_dump(exclude_none=True)) + "\n"
+                         for line in searches)
+        lines = client.post("/v1/search/batch", content=ndjson, headers={"Content-Type": "application/x-ndjson"})
+        def timeless(item: dict) -> dict:
+            return item | ({"result": item["result"] | {"took_ms": 0}} if item.get("result") else {})
+        assert [timeless(json.loads(line)) for line in lines.text.splitlines()] == [
+            timeless(item.model_dump(mode="json", exclude_unset=True)) for item in streamed]
+        asks = list(qa.ask_batch([{"qid": 7, "question": QUESTION, "highlight": True}, {"question": "   "}]))
+        assert [item.qid for item in asks] == [7, 2] and asks[1].error.code == "empty_question"
+        assert dumped(asks[0].result) == raw(client, "POST", "/v1/ask", json={"question": QUESTION, "highlight": True})
+
         answer = asked.answers[0]
         assert isinstance(answer.citation, Citation)
         question = "client test: is this answer helpful?"
@@ -260,6 +308,10 @@ def test_errors_are_qa_errors_with_the_envelope_s_code(server: LiveServer, clien
         (lambda qa: qa.send_feedback("q?", citation, "sideways"),  # type: ignore[arg-type]
          ("POST", "/v1/feedback", {"json": {"question": "q?", "citation": citation, "vote": "sideways"}}),
          "invalid_vote"),
+        (lambda qa: qa.search_batch([]), ("POST", "/v1/search/batch", {
+            "content": b"", "headers": {"Content-Type": "application/x-ndjson"}}), "empty_batch"),
+        (lambda qa: qa.ask_batch({"question": "q?"} for _ in range(1_001)), ("POST", "/v1/ask/batch", {
+            "json": [{"question": "q?"}] * 1_001}), "too_many_queries"),
     ]
     with QAClient(server.url) as qa:
         for call, (method, url, kwargs), code in cases:
