@@ -133,6 +133,12 @@ def write(path: Path, lines: list[str]) -> Path:
 
 
 def evaluate(qrels: Path, run: Path, *metrics: str, level: str | None = None) -> dict[str, float]:
+    """What ``qa eval --qrels --run`` scores, in process (ranx's first call in a process costs seconds; the
+    command itself is run by the test of a real run, which checks it prints these figures)."""
+    return score_run(read_run(run), read_qrels(qrels), list(metrics), level or "auto").metrics
+
+
+def evaluate_cli(qrels: Path, run: Path, *metrics: str, level: str | None = None) -> dict[str, float]:
     args = ["eval", "--qrels", str(qrels), "--run", str(run), "--json"]
     args += [a for m in metrics for a in ("-m", m)] + (["--level", level] if level else [])
     result = qa(*args)
@@ -146,7 +152,8 @@ def test_eval_scores_a_real_run_at_passage_and_document_level(run_file: Path, tm
     doc, start, end = parse_passage_id(second)
     # q1: a span inside its rank-2 passage; q2: a span of no document retrieved
     passage = write(tmp_path / "passage.qrels", [f"q1 0 {doc}:{start + 1}-{start + 5} 1", "q2 0 nowhere:0-10 1"])
-    figures = evaluate(passage, run_file, "recip_rank", "P.2", "success.1", "mrr@10", "recall.100")
+    figures = evaluate_cli(passage, run_file, "recip_rank", "P.2", "success.1", "mrr@10", "recall.100")
+    assert figures == evaluate(passage, run_file, "recip_rank", "P.2", "success.1", "mrr@10", "recall.100")
     assert figures == {"recip_rank": 0.25, "P.2": 0.25, "success.1": 0.0, "mrr@10": 0.25, "recall.100": 0.5}
 
     # document level: q1's relevant document is the one of its rank-2 passage; it is counted once, at the
@@ -156,7 +163,7 @@ def test_eval_scores_a_real_run_at_passage_and_document_level(run_file: Path, tm
     by_doc = write(tmp_path / "doc.qrels", [f"q1 0 {doc} 1"])
     assert evaluate(by_doc, run_file, "recip_rank")["recip_rank"] == pytest.approx(1 / (documents.index(doc) + 1))
     # the same passage qrels read at document level
-    assert evaluate(passage, run_file, "recip_rank", level="document")["recip_rank"] == pytest.approx(
+    assert evaluate_cli(passage, run_file, "recip_rank", level="document")["recip_rank"] == pytest.approx(
         (1 / (documents.index(doc) + 1) + 0) / 2)
 
 
