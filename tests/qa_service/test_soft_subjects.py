@@ -19,7 +19,7 @@ from ingest.lexical import LexicalIndex
 from ingest.subjects import assign_subjects
 from qa_service.answering import Answerer, collapse_chunks
 from qa_service.service import build_answerer
-from qa_service.settings import ServiceSettings
+from qa_service.settings import ServiceSettings, SubjectNarrowing
 from qa_service.subjects import SubjectFinder
 
 PAGES = {
@@ -81,7 +81,7 @@ def test_a_passage_that_does_not_name_the_medicine_is_still_found(web: tuple[Ser
     assert docs.index("zorvex") < docs.index("quellin") if "quellin" in docs else "zorvex" in docs
     # The previous behaviour, still selectable: only the documents about Zorvex.
     strict = Answerer(answerer.bundle, answerer.embedder,
-                      settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"subject_narrowing": "filter"})}))
+                      settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"subject_narrowing": SubjectNarrowing.FILTER})}))
     assert {r.citation.doc_id for r in strict.search("How should I store Zorvex?", k=5).results} == {"zorvex"}
 
 
