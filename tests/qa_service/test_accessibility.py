@@ -238,3 +238,167 @@ def test_with_an_error(sized: Page, api: LiveServer) -> None:
     widget(sized, ".turn-error .retry").last.click()  # the service is back: the error gives way
     expect(widget(sized, ".turn-declined")).to_be_visible()
     check(sized, "retried")
+
+
+# --- the keyboard alone -------------------------------------------------------------------
+
+FOCUS_STATE = """() => {
+    const root = document.querySelector('#drugqa-widget').shadowRoot;
+    const el = root.activeElement;
+    if (!el) return null;
+    const style = getComputedStyle(el);
+    return {
+        cls: el.className || el.tagName.toLowerCase(),
+        visible: el.matches(':focus-visible'),
+        outline: style.outlineStyle === 'none' ? 0 : parseFloat(style.outlineWidth),
+        shadow: style.boxShadow,
+    };
+}"""
+CONTROLS = """(selector) => {
+    const root = document.querySelector('#drugqa-widget').shadowRoot;
+    return [...root.querySelectorAll(selector)]
+        .filter((el) => !el.disabled && !el.closest('[inert]') && el.checkVisibility())
+        .map((el) => el === root.activeElement ? '*' + el.className : el.className);
+}"""
+
+
+@pytest.fixture(params=list(VIEWPORTS), ids=list(VIEWPORTS))
+def keyboard_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    page, errors = new_page(browser, viewport=VIEWPORTS[request.param],
+                            permissions=["clipboard-read", "clipboard-write"])
+    yield page
+    page.context.close()
+    assert not errors, errors
+
+
+def focused(page: Page, cls: str) -> None:
+    """Focus is on the widget's control of class ``cls``, and it shows: a :focus-visible outline or shadow."""
+    state = page.evaluate(FOCUS_STATE)
+    assert state and cls in state["cls"].split(), f"focus is on {state and state['cls']}, not .{cls}"
+    assert state["visible"], f".{cls} is focused but not :focus-visible"
+    assert state["outline"] > 0 or state["shadow"] != "none", f".{cls} shows no focus indicator: {state}"
+
+
+def press_until(page: Page, key: str, cls: str, limit: int = 60) -> list[str]:
+    """Presses ``key`` (Tab or Shift+Tab) until the control of class ``cls`` has focus; checks the focus
+    indicator of every control passed on the way and returns their classes."""
+    passed = []
+    for _ in range(limit):
+        page.keyboard.press(key)
+        state = page.evaluate(FOCUS_STATE)
+        if state is None:
+            continue  # outside the widget (the host page, or the browser's own UI)
+        focused(page, state["cls"].split()[0])
+        passed.append(state["cls"])
+        if cls in state["cls"].split():
+            return passed
+    raise AssertionError(f"{key} never reached .{cls}; passed {passed}")
+
+
+def test_every_control_by_keyboard_alone_with_a_visible_focus(keyboard_page: Page, api: LiveServer,
+                                                              host: HostSite) -> None:
+    page = keyboard_page
+    page.goto(host_page(host, "keyboard.html", api.url, open_=False))
+    launcher, panel = widget(page, ".launcher"), widget(page, ".panel")
+    expect(launcher).to_be_visible()
+    page.locator("#host-button").focus()
+    press_until(page, "Tab", "launcher", limit=1)
+    page.keyboard.press("Enter")  # opens, focus in the question box
+    expect(panel).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    focused(page, "question")
+    page.keyboard.press("Escape")  # closes, focus back on the launcher
+    expect(panel).to_be_hidden()
+    focused(page, "launcher")
+    page.keyboard.press("Space")  # Space opens it too
+    expect(panel).to_be_visible()
+    focused(page, "question")
+
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    answers = widget(page, "article.answer")
+    expect(answers.first).to_be_visible()
+    focused(page, "question")  # ready for the next question
+    first = answers.first
+
+    # every control is reached by Tab and by Shift+Tab, each showing its focus
+    controls = [c.lstrip("*") for c in page.evaluate(CONTROLS, FOCUSABLE)]
+    assert {"launcher", "new-conversation", "close", "show-passage", "open-document", "copy", "vote-up",
+            "vote-down", "question", "send"} <= set(controls), controls
+    backwards = press_until(page, "Shift+Tab", "launcher")
+    assert backwards == list(reversed(controls[:-2])), backwards  # from the box back: all but it and Ask
+    forwards = press_until(page, "Tab", "send")
+    assert forwards == controls[1:], forwards
+
+    # Show passage: Space opens, Enter closes
+    press_until(page, "Shift+Tab", "launcher")
+    press_until(page, "Tab", "show-passage")
+    page.keyboard.press("Space")
+    expect(first.locator(".show-passage")).to_have_attribute("aria-expanded", "true")
+    expect(first.locator(".passage")).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(first.locator(".passage")).to_be_hidden()
+
+    # Open document: the answer in it gets focus; Shift+Tab reaches the scrollable text and Back; Enter on
+    # Back returns to the opener; Space opens it again and Escape closes it (the panel stays)
+    press_until(page, "Tab", "open-document")
+    page.keyboard.press("Enter")
+    viewer = widget(page, ".document-view")
+    expect(viewer.locator("mark.answer-mark")).to_be_focused()
+    focused(page, "answer-mark")
+    press_until(page, "Shift+Tab", "document-text", limit=1)
+    press_until(page, "Shift+Tab", "back", limit=1)
+    page.keyboard.press("Enter")
+    expect(viewer).to_be_hidden()
+    focused(page, "open-document")
+    page.keyboard.press("Space")
+    expect(viewer.locator("mark.answer-mark")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    expect(panel).to_be_visible()
+    focused(page, "open-document")
+
+    # Copy with Enter
+    press_until(page, "Tab", "copy", limit=1)
+    page.keyboard.press("Enter")
+    expect(first.locator(".copy")).to_have_text("Copied")
+    assert first.locator(".answer-text").inner_text() in page.evaluate("navigator.clipboard.readText()")
+
+    # the thumbs: up with Space, then down with Enter, each stored as the latest vote
+    press_until(page, "Tab", "vote-up", limit=1)
+    page.keyboard.press("Space")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "true")
+    press_until(page, "Tab", "vote-down", limit=1)
+    page.keyboard.press("Enter")
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
+    expect(first.locator(".feedback-status")).to_contain_text("Thanks")
+    export = httpx.get(api.url + "/v1/admin/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    votes = [r["vote"] for r in map(json.loads, export.text.splitlines())
+             if r["question"] == QUESTION and r["answer"] == first.locator(".answer-text").inner_text()]
+    assert votes[-2:] == ["up", "down"], votes
+
+    # an error's Retry, by keyboard: asked with Space on Ask while the service is unreachable
+    page.route("**/v1/ask", lambda route: route.abort("connectionrefused"))
+    press_until(page, "Tab", "question")
+    page.keyboard.type(DECLINED)
+    press_until(page, "Tab", "send", limit=1)
+    page.keyboard.press("Space")
+    expect(widget(page, ".turn-error")).to_be_visible()
+    focused(page, "question")
+    page.unroute("**/v1/ask")
+    press_until(page, "Shift+Tab", "retry", limit=1)  # the newest turn's control, just before the box
+    page.keyboard.press("Enter")
+    expect(widget(page, ".turn-declined")).to_be_visible()
+    expect(widget(page, ".turn-error")).to_have_count(0)
+
+    # New conversation clears it; Close (Enter) shuts the panel and focus returns to the launcher
+    press_until(page, "Shift+Tab", "new-conversation")
+    page.keyboard.press("Enter")
+    expect(widget(page, ".turn")).to_have_count(0)
+    focused(page, "question")
+    press_until(page, "Shift+Tab", "close", limit=1)
+    page.keyboard.press("Enter")
+    expect(panel).to_be_hidden()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    focused(page, "launcher")
