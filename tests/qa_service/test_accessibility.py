@@ -147,8 +147,12 @@ def test_axe_runs_under_the_demo_page_s_policy_and_lists_what_it_finds(browser: 
         assert "#drugqa-widget >>> .planted" in message, message
         assert "visible text as part of their accessible name" in message, message
         assert "planted" in message and "1280x900" in message
-        # a context limits the run: the page outside the widget has nothing to report
+        # a context limits the run: the page outside the widget has nothing to report, nor has the launcher;
+        # the panel's header, reached through the shadow root, has the planted button
         assert_no_axe_violations(page, "main")
+        assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".launcher"]})
+        with pytest.raises(AssertionError, match="label-content-name-mismatch"):
+            assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".panel-header"]})
     finally:
         page.context.close()
     assert not errors, errors  # axe ran without anything the policy refused
