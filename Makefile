@@ -61,7 +61,10 @@ NODE_STAMP := node_modules/.installed
 node: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the accessibility tests (axe-core): install Node.js 18+ with npm"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian's nodejs and npm for the accessibility tests (axe-core)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
