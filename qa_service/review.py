@@ -40,7 +40,7 @@ class UnansweredGroup:
 
     ``question`` is the wording used most often (of equals, the latest);
     ``count`` = ``declined`` + ``thumbs_down``; ``reasons`` are the distinct
-    reasons for declining, sorted; ``wordings`` most frequent first.
+    reasons for declining (ignoring case), sorted; ``wordings`` most frequent first.
     """
 
     question: str
@@ -99,6 +99,14 @@ def _ranked(groups: list[_G], limit: int | None) -> list[_G]:
     return groups if limit is None else groups[:limit]
 
 
+def _distinct(reasons: Iterable[str]) -> tuple[str, ...]:
+    """The reasons once each, ignoring case (a reason may quote the question's wording of a name), sorted."""
+    found: dict[str, str] = {}
+    for reason in sorted(reasons):
+        found.setdefault(reason.casefold(), reason)
+    return tuple(sorted(found.values()))
+
+
 def group_unanswered(rows: Iterable[UnansweredQuestion], limit: int | None = None) -> list[UnansweredGroup]:
     """``Records.unanswered`` rows merged into groups of similar wording, most frequent first."""
     groups = []
@@ -111,7 +119,7 @@ def group_unanswered(rows: Iterable[UnansweredQuestion], limit: int | None = Non
             declined=sum(m.declined for m in members),
             thumbs_down=sum(m.thumbs_down for m in members),
             last_asked=max(m.last_asked for m in members),
-            reasons=tuple(sorted({r for m in members for r in m.reasons})),
+            reasons=_distinct(r for m in members for r in m.reasons),
             wordings=tuple(Wording(m.question, m.declined + m.thumbs_down) for m in members),
         ))
     return _ranked(groups, limit)

@@ -413,7 +413,7 @@ class UnansweredGroup(BaseModel):
     declined: int = Field(description="Times the service declined it.")
     thumbs_down: int = Field(description="Thumbs-down votes on its answers.")
     last_asked: str = Field(description="When it was last asked or voted on (ISO 8601, UTC).")
-    reasons: list[str] = Field(description="The reasons it was declined for.")
+    reasons: list[str] = Field(description="The reasons it was declined for (once each, ignoring case).")
     wordings: list[Wording] = Field(description="Every wording of the group, most frequent first.")
 
 

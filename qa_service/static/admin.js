@@ -31,6 +31,7 @@
   class ServiceError extends Error {}
 
   const ui = {};
+  const busy = new WeakSet(); // buttons whose work is under way (not disabled: that would drop the focus)
   let token = null;
   let loading = 0;
 
@@ -44,7 +45,9 @@
       ui[id] = document.getElementById(id);
     }
     ui['sign-in'].addEventListener('submit', onSignIn);
-    ui.refresh.addEventListener('click', () => show(token, { refreshed: true }));
+    ui.refresh.addEventListener('click', () => {
+      if (!busy.has(ui.refresh)) show(token, { refreshed: true });
+    });
     ui['sign-out'].addEventListener('click', () => signOut('Signed out.'));
     for (const button of document.querySelectorAll('button[data-report]')) {
       button.addEventListener('click', () => download(button));
@@ -86,13 +89,24 @@
       return;
     }
     const button = ui['sign-in'].querySelector('button[type="submit"]');
-    button.disabled = true;
+    if (busy.has(button)) return;
+    setBusy(button, true);
     ui['sign-in-error'].textContent = '';
     ui.status.textContent = 'Signing in…';
     try {
       await show(value, { signingIn: true });
     } finally {
-      button.disabled = false;
+      setBusy(button, false);
+    }
+  }
+
+  function setBusy(button, on) {
+    if (on) {
+      busy.add(button);
+      button.setAttribute('aria-disabled', 'true');
+    } else {
+      busy.delete(button);
+      button.removeAttribute('aria-disabled');
     }
   }
 
@@ -180,14 +194,14 @@
 
   async function show(secret, how) {
     const mine = ++loading;
-    ui.refresh.disabled = true;
+    setBusy(ui.refresh, true);
     if (!how.signingIn) ui.status.textContent = 'Loading…';
     let found;
     try {
       found = await Promise.all(Object.keys(REPORTS).map((name) => report(name, secret)));
     } catch (error) {
       if (mine !== loading) return;
-      ui.refresh.disabled = false;
+      setBusy(ui.refresh, false);
       if (error instanceof TokenRefused) {
         signOut('', how.signingIn || !how.saved ? error.message : 'The saved admin token is no longer accepted. Sign in again.');
         return;
@@ -203,7 +217,7 @@
       return;
     }
     if (mine !== loading) return;
-    ui.refresh.disabled = false;
+    setBusy(ui.refresh, false);
     keepToken(secret);
     const [groups, votes, asked] = found;
     render('unanswered', groups, unansweredCard);
@@ -234,7 +248,11 @@
       `last ${when(group.last_asked)}`,
     ]));
     if (group.reasons.length) {
-      item.append(el('p', 'reasons', 'Declined for: ' + group.reasons.map((r) => r.replace(/_/g, ' ')).join(', ')));
+      const reasons = el('div', 'reasons');
+      const list = el('ul');
+      for (const reason of group.reasons) list.append(el('li', '', reason.replace(/_/g, ' ')));
+      reasons.append(el('p', 'label', 'Declined because:'), list);
+      item.append(reasons);
     }
     item.append(wordings(group.wordings));
     return item;
@@ -299,7 +317,8 @@
   async function download(button) {
     const name = button.dataset.report;
     const format = button.dataset.format;
-    button.disabled = true;
+    if (busy.has(button)) return;
+    setBusy(button, true);
     ui.status.textContent = `Preparing the ${format.toUpperCase()} file…`;
     try {
       const response = await call(`${REPORTS[name].path}?limit=${EXPORT_LIMIT}&format=${format}`, token);
@@ -323,7 +342,7 @@
       ui.status.textContent = '';
       ui['load-error'].textContent = error.message;
     } finally {
-      button.disabled = false;
+      setBusy(button, false);
     }
   }
 

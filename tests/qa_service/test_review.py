@@ -93,6 +93,15 @@ def test_a_group_s_counts_are_whole_however_few_groups_are_kept(records: Records
     assert group_asked(records.asked(), limit=1) == asked[:1]
 
 
+def test_a_group_s_reasons_are_distinct_ignoring_case(records: Records) -> None:
+    log(records, "Is ibuprofen safe?", reason="the documents do not mention ibuprofen")
+    log(records, "IBUPROFEN: safe?", reason="the documents do not mention IBUPROFEN")
+    log(records, "safe, ibuprofen?", reason="low_confidence")
+    records.flush()
+    [group] = unanswered_groups(records)
+    assert group.count == 3 and group.reasons == ("low_confidence", "the documents do not mention IBUPROFEN")
+
+
 def test_no_rows_no_groups(records: Records) -> None:
     assert unanswered_groups(records) == [] and most_asked(records) == [] and records.down_votes() == []
 
@@ -208,25 +217,43 @@ def download(http: httpx.Client, path: str, fmt: str) -> httpx.Response:
     return response
 
 
-def csv_rows(response: httpx.Response) -> list[dict[str, str]]:
-    assert response.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark
-    text = response.content.decode("utf-8-sig")
+def csv_rows(content: bytes) -> list[dict[str, str]]:
+    """A downloaded CSV file's rows (UTF-8 with a byte-order mark, CRLF line ends) by its header."""
+    assert content.startswith(b"\xef\xbb\xbf")
+    text = content.decode("utf-8-sig")
     assert "\r\n" in text
     return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+UNANSWERED_CSV = ["question", "count", "declined", "thumbs_down", "last_asked", "reasons", "terms", "wordings"]
+THUMBS_DOWN_CSV = ["id", "created_at", "question", "reason", "comment", "answer", "doc_id", "title", "section",
+                   "start", "end", "source"]
+
+
+def unanswered_csv(report: list[dict]) -> list[dict[str, str]]:
+    """The CSV rows README documents for the JSON report of the unanswered groups."""
+    return [dict(zip(UNANSWERED_CSV, (
+        neutralised(g["question"]), str(g["count"]), str(g["declined"]), str(g["thumbs_down"]), g["last_asked"],
+        "; ".join(g["reasons"]), " ".join(g["terms"]),
+        neutralised("\n".join(f"{w['question']} ({w['count']})" for w in g["wordings"])),
+    ), strict=True)) for g in report]
+
+
+def thumbs_down_csv(report: list[dict]) -> list[dict[str, str]]:
+    """The CSV rows README documents for the JSON report of the thumbs-down votes."""
+    return [dict(zip(THUMBS_DOWN_CSV, (
+        str(v["id"]), v["created_at"], neutralised(v["question"]), v["reason"] or "", neutralised(v["comment"] or ""),
+        neutralised(v["answer"] or ""), v["citation"]["doc_id"], neutralised(v["citation"]["title"]),
+        neutralised(v["citation"]["section"] or ""), str(v["citation"]["start"]), str(v["citation"]["end"]),
+        neutralised(v["citation"]["source"]),
+    ), strict=True)) for v in report]
 
 
 def test_unanswered_export_as_json_and_csv_is_the_report(http: httpx.Client, asked: dict[str, list[dict]]) -> None:
     report = http.get("/v1/admin/unanswered/groups", headers=ADMIN, params={"limit": 10000}).json()
     assert download(http, "/v1/admin/unanswered/groups", "json").json() == report
-    rows = csv_rows(download(http, "/v1/admin/unanswered/groups", "csv"))
-    assert list(rows[0]) == ["question", "count", "declined", "thumbs_down", "last_asked", "reasons", "terms",
-                             "wordings"]
-    assert rows == [{
-        "question": neutralised(g["question"]), "count": str(g["count"]), "declined": str(g["declined"]),
-        "thumbs_down": str(g["thumbs_down"]), "last_asked": g["last_asked"], "reasons": "; ".join(g["reasons"]),
-        "terms": " ".join(g["terms"]),
-        "wordings": neutralised("\n".join(f"{w['question']} ({w['count']})" for w in g["wordings"])),
-    } for g in report]
+    rows = csv_rows(download(http, "/v1/admin/unanswered/groups", "csv").content)
+    assert rows == unanswered_csv(report) and list(rows[0]) == UNANSWERED_CSV
     # every question that would be a formula is one no more
     questions = {row["question"] for row in rows}
     assert not any(asked[question][0]["answered"] for question in INJECTED)  # no such medicine: in the report
@@ -237,13 +264,8 @@ def test_unanswered_export_as_json_and_csv_is_the_report(http: httpx.Client, ask
 def test_thumbs_down_export_as_json_and_csv_is_the_report(http: httpx.Client, asked: dict[str, list[dict]]) -> None:
     report = http.get("/v1/admin/thumbs-down", headers=ADMIN, params={"limit": 10000}).json()
     assert download(http, "/v1/admin/thumbs-down", "json").json() == report
-    rows = csv_rows(download(http, "/v1/admin/thumbs-down", "csv"))
-    assert rows == [{
-        "id": str(v["id"]), "created_at": v["created_at"], "question": v["question"], "reason": v["reason"] or "",
-        "comment": neutralised(v["comment"] or ""), "answer": neutralised(v["answer"] or ""),
-        "doc_id": v["citation"]["doc_id"], "title": v["citation"]["title"], "section": v["citation"]["section"] or "",
-        "start": str(v["citation"]["start"]), "end": str(v["citation"]["end"]), "source": v["citation"]["source"],
-    } for v in report]
+    rows = csv_rows(download(http, "/v1/admin/thumbs-down", "csv").content)
+    assert rows == thumbs_down_csv(report) and list(rows[0]) == THUMBS_DOWN_CSV
     assert "'=1+1 not the treatment" in {row["comment"] for row in rows}
 
 
