@@ -307,13 +307,18 @@ def test_keyboard_only(sized: Page, review: LiveServer) -> None:
         if focused(page)["tag"] == "BODY":
             break
         seen.append(assert_focus_visible(page)["text"])
+    else:
+        pytest.fail(f"Tab never left the page: {seen}")
     assert "Download CSV of the thumbs-down answers" in seen and "Download JSON of the thumbs-down answers" in seen
 
     # backwards to Refresh and Sign out, before the reports
     for _ in range(80):
-        page.keyboard.press("Shift+Tab")
-        if focused(page)["text"] == "Refresh":
+        page.keyboard.press("Shift+Tab")  # from outside the page: its last control first
+        assert focused(page)["tag"] != "BODY", "Shift+Tab left the page before Refresh"
+        if assert_focus_visible(page)["text"] == "Refresh":
             break
+    else:
+        pytest.fail("Shift+Tab never reached Refresh")
     assert_focus_visible(page)
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text("Updated")
@@ -325,3 +330,45 @@ def test_keyboard_only(sized: Page, review: LiveServer) -> None:
     assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
     assert_no_sideways_scroll(page)
     assert_token_never_in_a_url(page)
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers without an index (the review reads only the records): one with the admin token and an
+    empty records file, one with no admin token at all."""
+    root = tmp_path_factory.mktemp("bare")
+    with_token = ServiceSettings(index_dir=root / "index", feedback_db=root / "records.sqlite3",
+                                 admin_token=ADMIN_TOKEN)
+    without = ServiceSettings(index_dir=root / "index", feedback_db=root / "other.sqlite3")
+    with LiveServer(create_app(with_token, load=False), ready_path="/healthz") as empty, \
+            LiveServer(create_app(without, load=False), ready_path="/healthz") as disabled:
+        yield empty, disabled
+
+
+def test_an_empty_records_file_says_so(sized: Page, bare: tuple[LiveServer, LiveServer]) -> None:
+    page = sized
+    page.goto(bare[0].url + "/admin")
+    sign_in(page, ADMIN_TOKEN)
+    expect(page.get_by_text("No unanswered question yet.")).to_be_visible()
+    expect(page.get_by_text("No answer has been voted down yet.")).to_be_visible()
+    expect(page.get_by_text("No question has been asked yet.")).to_be_visible()
+    expect(page.locator("#review .cards > li")).to_have_count(0)
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Download CSV of the thumbs-down answers").click()
+    saved = started.value.path()
+    assert csv_rows(Path(saved).read_bytes()) == []  # the header alone
+    assert_no_sideways_scroll(page)
+    assert_no_axe_violations(page, state="empty records")
+    assert_token_never_in_a_url(page)
+
+
+def test_a_server_without_an_admin_token_says_the_review_is_off(sized: Page, bare: tuple[LiveServer, LiveServer]) -> None:
+    page = sized
+    page.goto(bare[1].url + "/admin")
+    sign_in(page, ADMIN_TOKEN)
+    expect(page.locator("#sign-in-error")).to_have_text(
+        "The review is switched off on this server: it has no admin token set (QA_ADMIN_TOKEN).")
+    expect(page.locator("#review")).to_be_hidden()
+    assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
+    assert_no_sideways_scroll(page)
+    assert_no_axe_violations(page, state="admin disabled")
