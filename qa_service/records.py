@@ -11,7 +11,9 @@ What is stored, and why
   declined and why, time taken, index version, request id). Staff read it back
   as ``unanswered()``: the questions most often declined or voted down, i.e.
   what the corpus lacks. It is on by default; ``query_log=False``
-  (``QA_QUERY_LOG=off``) logs nothing.
+  (``QA_QUERY_LOG=off``) logs nothing. The review page also reads ``asked()``
+  (every question asked, how often) and ``down_votes()`` (the thumbs-down with
+  their reasons); ``qa_service.review`` groups the questions by wording.
 
 The file is created readable and writable by its owner only (0600; SQLite gives
 its ``-wal`` and ``-shm`` files the same mode). A file found deleted under a
