@@ -9,6 +9,7 @@ medicine, so that a question naming none is answered from leaflets of different 
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from collections.abc import Iterator
@@ -72,14 +73,15 @@ def sized(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
     assert not errors, errors
 
 
-def host_page(host: HostSite, name: str, api_url: str, open_: bool) -> str:
+def host_page(host: HostSite, name: str, api_url: str, open_: bool, title: str | None = None) -> str:
     """A plain, accessible page of another origin that embeds the widget (its own lang and landmark)."""
+    titled = f" data-title='{html.escape(title, quote=True)}'" if title else ""
     (host.root / name).write_text(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Support portal</title></head>"
         "<body><main><h1>Support portal</h1><p>Opening hours and contact details.</p>"
         "<button id='host-button' type='button'>Host button</button></main>"
-        f"<script src='{api_url}/widget.js' data-api='{api_url}' data-open='{str(open_).lower()}'></script>"
+        f"<script src='{api_url}/widget.js' data-api='{api_url}' data-open='{str(open_).lower()}'{titled}></script>"
         "</body></html>",
         encoding="utf-8",
     )
@@ -145,8 +147,12 @@ def test_axe_runs_under_the_demo_page_s_policy_and_lists_what_it_finds(browser: 
         assert "#drugqa-widget >>> .planted" in message, message
         assert "visible text as part of their accessible name" in message, message
         assert "planted" in message and "1280x900" in message
-        # a context limits the run: the page outside the widget has nothing to report
+        # a context limits the run: the page outside the widget has nothing to report, nor has the launcher;
+        # the panel's header, reached through the shadow root, has the planted button
         assert_no_axe_violations(page, "main")
+        assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".launcher"]})
+        with pytest.raises(AssertionError, match="label-content-name-mismatch"):
+            assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".panel-header"]})
     finally:
         page.context.close()
     assert not errors, errors  # axe ran without anything the policy refused
@@ -238,6 +244,38 @@ def test_with_an_error(sized: Page, api: LiveServer) -> None:
     widget(sized, ".turn-error .retry").last.click()  # the service is back: the error gives way
     expect(widget(sized, ".turn-declined")).to_be_visible()
     check(sized, "retried")
+
+
+def test_a_long_title_names_the_panel_and_wraps(sized: Page, api: LiveServer, host: HostSite) -> None:
+    title = "Pharmacy help line of the Northern Region <beta>: questions about your medicines, day and night"
+    sized.goto(host_page(host, "long-title.html", api.url, open_=True, title=title))
+    panel = widget(sized, ".panel")
+    expect(widget(sized, ".panel-header .title")).to_have_text(title)  # as text, all of it
+    expect(panel).to_have_accessible_name(title)
+    expect(panel).to_have_role("dialog")
+    header = widget(sized, ".panel-header")
+    assert header.evaluate("el => el.scrollWidth - el.clientWidth") <= 0  # wraps, never pushes the buttons out
+    for control in (".new-conversation", ".close"):
+        box, frame = widget(sized, control).bounding_box(), panel.bounding_box()
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], control
+    check(sized, "with a long title")
+
+
+def test_feedback_that_cannot_be_sent_says_so_and_presses_nothing(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    ask(page, QUESTION)
+    first = widget(page, "article.answer").first
+    expect(first).to_be_visible()
+    page.route("**/v1/feedback", lambda route: route.abort("connectionrefused"))
+    first.locator(".vote-down").click()
+    expect(first.locator(".feedback-status")).to_have_text("Feedback could not be sent.")
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "false")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
+    check(page, "feedback not sent")
+    page.unroute("**/v1/feedback")
+    first.locator(".vote-down").click()  # sent once the service is back
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".feedback-status")).to_have_text("Thanks for the feedback.")
 
 
 # --- the keyboard alone -------------------------------------------------------------------
