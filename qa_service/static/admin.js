@@ -55,6 +55,7 @@
     const saved = readToken();
     if (saved) {
       ui['sign-in'].hidden = true;
+      ui.review.hidden = false;
       show(saved, { saved: true });
     } else {
       ui.token.focus();

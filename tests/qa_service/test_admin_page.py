@@ -327,6 +327,8 @@ def test_keyboard_only(sized: Page, review: LiveServer) -> None:
     page.keyboard.press("Enter")
     expect(page.get_by_label("Admin token")).to_be_focused()
     expect(page.locator("#review")).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text("Signed out.")
+    expect(page.get_by_role("status")).to_be_visible()
     assert page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')") is None
     assert_no_sideways_scroll(page)
     assert_token_never_in_a_url(page)
