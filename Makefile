@@ -72,8 +72,9 @@ test: setup browser node
 	$(BIN)/python -m pytest
 
 # Refreshes docs/widget.png: the panel with an answer, from the browser test that asks.
-screenshot: setup browser
+screenshot: setup browser node
 	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget.py -k see_an_answer
+	QA_ADMIN_SCREENSHOT=docs/admin.png $(BIN)/python -m pytest -q tests/qa_service/test_admin_page.py -k "shows_what and desktop"
 
 eval: index
 	$(BIN)/qa eval eval/gold.jsonl --index index

@@ -3,14 +3,17 @@
 What is stored, and why
 -----------------------
 * ``feedback``: the widget's thumbs up / down on an answer (question, answer,
-  citation, vote, optional comment). Staff export it (``export_feedback``) to
+  citation, vote, optional comment, and for a down vote an optional reason:
+  one of ``FEEDBACK_REASONS``). Staff export it (``export_feedback``) to
   judge answers and grow the corpus. The caller checks what it stores: the
   service rebuilds the citation and the answer from its index.
 * ``queries``: every question asked or searched (kind, question, answered or
   declined and why, time taken, index version, request id). Staff read it back
   as ``unanswered()``: the questions most often declined or voted down, i.e.
   what the corpus lacks. It is on by default; ``query_log=False``
-  (``QA_QUERY_LOG=off``) logs nothing.
+  (``QA_QUERY_LOG=off``) logs nothing. The review page also reads ``asked()``
+  (every question asked, how often) and ``down_votes()`` (the thumbs-down with
+  their reasons); ``qa_service.review`` groups the questions by wording.
 
 The file is created readable and writable by its owner only (0600; SQLite gives
 its ``-wal`` and ``-shm`` files the same mode). A file found deleted under a
@@ -120,8 +123,14 @@ FILE_MODE = 0o600
 
 QUERY_KINDS = ("ask", "search")
 
+FEEDBACK_REASONS = ("wrong_medicine", "wrong_section", "outdated", "other")
+"""Why an answer was voted down, when the voter said (only a down vote has one)."""
+
 _FEEDBACK_COLUMNS = ("id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment")
-"""The feedback table as FeedbackStore made it; export keeps exactly this shape."""
+"""The feedback table as FeedbackStore made it (what version 1 adopts)."""
+
+_EXPORT_COLUMNS = (*_FEEDBACK_COLUMNS, "reason")
+"""What the export gives of a vote: FeedbackStore's columns, then the reason of a down vote (or null)."""
 
 
 _LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
@@ -208,9 +217,44 @@ class UnansweredQuestion:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class AskedQuestion:
+    """A question asked (``/v1/ask``), as often as it was: ``question`` is its latest wording (rows
+    grouped by ``normalise_question``), ``asked`` how many times, ``answered`` how many of those were
+    answered; ``last_asked`` is ISO 8601, UTC."""
+
+    question: str
+    asked: int
+    answered: int
+    last_asked: str
+
+
+@dataclass(frozen=True)
+class DownVote:
+    """A thumbs-down as stored: the question, the answer and citation the index had (``citation``: the
+    answer's doc_id, title, source, section, start and end), the comment and the reason (or None)."""
+
+    id: int
+    created_at: str
+    question: str
+    answer: str | None
+    citation: dict[str, Any]
+    comment: str | None
+    reason: str | None
+
+
 def normalise_question(question: str) -> str:
     """The grouping key of a question: case-folded, runs of whitespace made one space, trimmed."""
     return " ".join(question.casefold().split())
+
+
+def _sql_limit(limit: int | None) -> int:
+    """A LIMIT's value: ``limit`` (at least 1), or -1 (SQLite's "no limit") for None."""
+    if limit is None:
+        return -1
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return limit
 
 
 def _utc_now() -> datetime:
@@ -276,7 +320,15 @@ def _add_query_log(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX feedback_down ON feedback (question_norm) WHERE vote = 'down'")
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_adopt_feedback_table, _add_query_log)
+def _add_feedback_reason(db: sqlite3.Connection) -> None:
+    """Version 3: why a down vote was given (one of FEEDBACK_REASONS, checked by ``add_feedback``), null
+    for every vote before it. No CHECK in the file: a reason added later needs no rebuild of the table."""
+    db.execute("ALTER TABLE feedback ADD COLUMN reason TEXT")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
+    _adopt_feedback_table, _add_query_log, _add_feedback_reason,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -336,6 +388,22 @@ LIMIT ?
 # The bare `question` comes from the row holding MAX(created_at): SQLite's documented rule for a
 # query with a single min() or max() (https://sqlite.org/lang_select.html#bareagg), i.e. the
 # latest wording.
+
+_ASKED = """
+SELECT question, COUNT(*), SUM(answered), MAX(created_at)
+FROM queries WHERE kind = 'ask'
+GROUP BY question_norm
+ORDER BY COUNT(*) DESC, MAX(created_at) DESC, question_norm
+LIMIT ?
+"""
+# The bare `question`: the latest wording, by the same rule.
+
+_DOWN_VOTES = """
+SELECT id, created_at, question, answer, citation, comment, reason
+FROM feedback WHERE vote = 'down'
+ORDER BY id DESC
+LIMIT ?
+"""
 
 
 _T = TypeVar("_T")
@@ -498,24 +566,31 @@ class Records:
     # feedback
 
     def add_feedback(
-        self, *, question: str, answer: str | None, doc_id: str, citation: dict, vote: str, comment: str | None
+        self, *, question: str, answer: str | None, doc_id: str, citation: dict, vote: str, comment: str | None,
+        reason: str | None = None,
     ) -> int:
-        """Store one vote at once (the caller returns its id) and return the new row's id."""
+        """Store one vote at once (the caller returns its id) and return the new row's id. ``reason``, one
+        of FEEDBACK_REASONS, is given with a down vote only (or not at all)."""
         if vote not in ("up", "down"):
             raise ValueError(f"vote must be 'up' or 'down', got {vote!r}")
+        if reason is not None and reason not in FEEDBACK_REASONS:
+            raise ValueError(f"reason must be one of {FEEDBACK_REASONS} or None, got {reason!r}")
+        if reason is not None and vote != "down":
+            raise ValueError(f"a reason goes with a down vote only, got {reason!r} with {vote!r}")
         # compact and unescaped, as pydantic's model_dump_json wrote it before
         citation_json = json.dumps(citation, ensure_ascii=False, separators=(",", ":"))
         with self._session() as db:
             cursor = db.execute(
-                "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_timestamp(self._now()), question, answer, doc_id, citation_json, vote, comment,
-                 normalise_question(question)),
+                 normalise_question(question), reason),
             )
             return int(cursor.lastrowid)
 
     def export_feedback(self) -> Iterator[str]:
-        """Every feedback row, oldest first, one JSON object a line (FeedbackStore.export's shape).
+        """Every feedback row, oldest first, one JSON object a line (FeedbackStore.export's shape, and
+        the ``reason`` of a down vote, or null).
 
         The first page is read by this call, so a file that can't be read raises
         RecordsUnavailable here rather than in the middle of a download. The rest
@@ -525,7 +600,7 @@ class Records:
         return self._export_from(self._feedback_page(0))
 
     def _feedback_page(self, after_id: int) -> list[sqlite3.Row]:
-        columns = ", ".join(_FEEDBACK_COLUMNS)
+        columns = ", ".join(_EXPORT_COLUMNS)
         with self._session() as db:
             db.row_factory = sqlite3.Row
             return db.execute(
@@ -580,15 +655,14 @@ class Records:
         except queue.Full:
             logger.warning("query log: %d queries waiting to be written; this one is dropped", QUEUE_LIMIT)
 
-    def unanswered(self, limit: int = 50) -> list[UnansweredQuestion]:
-        """The questions most often declined (asks only) or voted down, most frequent first.
+    def unanswered(self, limit: int | None = 50) -> list[UnansweredQuestion]:
+        """The questions most often declined (asks only) or voted down, most frequent first (``limit``
+        None: every one).
 
         Queries still queued are not counted; call ``flush()`` first to include them.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
         with self._session() as db:
-            rows = db.execute(_UNANSWERED, (limit,)).fetchall()
+            rows = db.execute(_UNANSWERED, (_sql_limit(limit),)).fetchall()
         return [
             UnansweredQuestion(
                 question=question,
@@ -599,6 +673,22 @@ class Records:
             )
             for question, declined, down, last, reasons in rows
         ]
+
+    def asked(self, limit: int | None = None) -> list[AskedQuestion]:
+        """The questions asked (``/v1/ask``, answered or not), most often asked first, then the latest
+        (``limit`` None: every one). Queries still queued are not counted; ``flush()`` first."""
+        with self._session() as db:
+            rows = db.execute(_ASKED, (_sql_limit(limit),)).fetchall()
+        return [AskedQuestion(question=question, asked=int(asked), answered=int(answered), last_asked=last)
+                for question, asked, answered, last in rows]
+
+    def down_votes(self, limit: int | None = None) -> list[DownVote]:
+        """The thumbs-down votes, newest first (``limit`` None: every one)."""
+        with self._session() as db:
+            rows = db.execute(_DOWN_VOTES, (_sql_limit(limit),)).fetchall()
+        return [DownVote(id=int(row_id), created_at=created, question=question, answer=answer,
+                         citation=json.loads(citation), comment=comment, reason=reason)
+                for row_id, created, question, answer, citation, comment, reason in rows]
 
     def purge_queries(self) -> int:
         """Delete every logged query, including any still queued; return how many.

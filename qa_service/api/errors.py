@@ -70,6 +70,11 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
             return 422, "empty_question", "the question is empty"
     if field == "vote":
         return 422, "invalid_vote", "'vote' must be \"up\" or \"down\""
+    if kind == "reason_needs_down_vote":
+        return 422, "reason_needs_down_vote", "a 'reason' is given with vote \"down\" only (send null with an up vote)"
+    if field == "reason":
+        return 422, "invalid_reason", ("'reason' must be \"wrong_medicine\", \"wrong_section\", \"outdated\", "
+                                       "\"other\" or null")
     if field.startswith("citation"):
         if field == "citation.doc_id" and kind == "string_too_long":
             return 422, "doc_id_too_long", f"the citation's doc_id is longer than {MAX_DOC_ID_CHARS} characters"
@@ -90,6 +95,8 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
         return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K if field == 'top_k' else MAX_K}"
     if field == "offset":
         return 422, "invalid_offset", f"'offset' must be an integer from 0 to {MAX_OFFSET}"
+    if field == "format" and kind == "literal_error":  # a report's download format (a filter's is a list)
+        return 422, "invalid_format", "'format' must be \"json\" or \"csv\""
     if field.startswith("filter") or field.split(".")[0] in ("section", "source", "subject", "format"):
         return 422, "invalid_filter", (f"'{field}': {err.get('msg', 'invalid value')} (a filter maps doc_id, "
                                        "section, source, subject or format to a list of values)")

@@ -267,6 +267,10 @@ class CitedSpan(BaseModel):
         return self
 
 
+FeedbackReason = Literal["wrong_medicine", "wrong_section", "outdated", "other"]
+"""Why an answer was voted down (the records' FEEDBACK_REASONS)."""
+
+
 class FeedbackRequest(BaseModel):
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     citation: CitedSpan = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
@@ -276,6 +280,16 @@ class FeedbackRequest(BaseModel):
     )
     vote: Literal["up", "down"]
     comment: Text | None = Field(None, max_length=MAX_QUESTION_CHARS)
+    reason: FeedbackReason | None = Field(
+        None, description='Why the answer is wrong, with vote "down" only (422 `reason_needs_down_vote` otherwise): '
+        "wrong_medicine, wrong_section, outdated or other.",
+    )
+
+    @model_validator(mode="after")
+    def _reason_with_a_down_vote(self) -> FeedbackRequest:
+        if self.reason is not None and self.vote != "down":
+            raise PydanticCustomError("reason_needs_down_vote", 'a reason goes with vote "down" only')
+        return self
 
 
 class FeedbackResponse(BaseModel):
@@ -299,6 +313,7 @@ class ErrorCode(StrEnum):
     INVALID_QUERY = "invalid_query"
     INVALID_OFFSET = "invalid_offset"
     INVALID_FILTER = "invalid_filter"
+    INVALID_FORMAT = "invalid_format"  # an admin report's download format: json or csv
     INVALID_PASSAGE_ID = "invalid_passage_id"
     UNKNOWN_DOC_ID = "unknown_doc_id"  # 404 on /v1/documents/{doc_id}
     TOO_MANY_DOC_IDS = "too_many_doc_ids"
@@ -311,6 +326,8 @@ class ErrorCode(StrEnum):
     INVALID_COMMENT = "invalid_comment"
     ANSWER_TOO_LONG = "answer_too_long"
     INVALID_ANSWER = "invalid_answer"
+    INVALID_REASON = "invalid_reason"  # feedback's reason: not one of the four
+    REASON_NEEDS_DOWN_VOTE = "reason_needs_down_vote"  # feedback's reason with an up vote
     INVALID_UNICODE = "invalid_unicode"
     INVALID_REQUEST = "invalid_request"
     EMPTY_BATCH = "empty_batch"
@@ -379,3 +396,45 @@ class UnansweredQuestion(BaseModel):
 
 class PurgeResponse(BaseModel):
     deleted: int = Field(description="Rows deleted (logged questions, or votes).")
+
+
+class Wording(BaseModel):
+    question: str = Field(description="One wording (its latest form, ignoring case and spacing).")
+    count: int = Field(description="Times it was put so.")
+
+
+class UnansweredGroup(BaseModel):
+    """Declined or voted-down questions with the same search terms (the analyser's stemmed content words)."""
+
+    question: str = Field(description="The wording used most often (of equals, the latest).")
+    terms: list[str] = Field(description="The search terms the group's wordings share, sorted; empty for a "
+                             "question with none (then it is grouped with its own wording only).")
+    count: int = Field(description="declined + thumbs_down.")
+    declined: int = Field(description="Times the service declined it.")
+    thumbs_down: int = Field(description="Thumbs-down votes on its answers.")
+    last_asked: str = Field(description="When it was last asked or voted on (ISO 8601, UTC).")
+    reasons: list[str] = Field(description="The reasons it was declined for (once each, ignoring case).")
+    wordings: list[Wording] = Field(description="Every wording of the group, most frequent first.")
+
+
+class AskedGroup(BaseModel):
+    """Asked questions (``/v1/ask``) with the same search terms."""
+
+    question: str = Field(description="The wording used most often (of equals, the latest).")
+    terms: list[str] = Field(description="The search terms the group's wordings share, sorted.")
+    count: int = Field(description="Times asked.")
+    answered: int = Field(description="Times answered (the rest were declined).")
+    last_asked: str = Field(description="When it was last asked (ISO 8601, UTC).")
+    wordings: list[Wording] = Field(description="Every wording of the group, most frequent first.")
+
+
+class ThumbsDown(BaseModel):
+    """A thumbs-down vote as stored: the answer and citation are the index's when the vote was given."""
+
+    id: int
+    created_at: str = Field(description="When it was given (ISO 8601, UTC).")
+    question: str
+    reason: FeedbackReason | None = Field(description="Why the voter found the answer wrong, when they said.")
+    comment: str | None
+    answer: str | None = Field(description="The answer's text: the document's text[start:end].")
+    citation: Citation
