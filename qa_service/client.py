@@ -31,7 +31,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from .api.schemas import (
-    AskResponse, Citation, CitedSpan, DocumentDetail, DocumentSummary, FeedbackResponse, FilterSpec,
+    AskResponse, Citation, CitedSpan, CoverageResponse, DocumentDetail, DocumentSummary, FeedbackResponse, FilterSpec,
     PassageResponse, SearchResponse,
 )
 
@@ -47,6 +47,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "get_passage": ("GET", "/v1/passages/{passage_id}"),
     "list_documents": ("GET", "/v1/documents"),
     "get_document": ("GET", "/v1/documents/{doc_id}"),
+    "get_coverage": ("GET", "/v1/coverage"),
     "send_feedback": ("POST", "/v1/feedback"),
 }
 """operationId: (HTTP method, path) of every operation the client calls; its methods bear these names."""
@@ -176,6 +177,10 @@ class QAClient:
     def get_document(self, doc_id: str) -> DocumentDetail:
         """``GET /v1/documents/{doc_id}``: one document with its canonical text (what offsets index)."""
         return self._call("get_document", DocumentDetail, path={"doc_id": doc_id})
+
+    def get_coverage(self) -> CoverageResponse:
+        """``GET /v1/coverage``: the medicines the documents are about, how many documents, example questions."""
+        return self._call("get_coverage", CoverageResponse)
 
     # --- feedback --------------------------------------------------------------------------------
 
