@@ -31,7 +31,8 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from .api.schemas import (
-    AskResponse, Citation, CitedSpan, CoverageResponse, DocumentDetail, DocumentSummary, FeedbackResponse, FilterSpec,
+    AskResponse, Citation, CitedSpan, CoverageResponse, DocumentDetail, DocumentSummary, FeedbackReason,
+    FeedbackResponse, FilterSpec,
     PassageResponse, SearchResponse,
 )
 
@@ -186,10 +187,10 @@ class QAClient:
 
     def send_feedback(self, question: str, citation: Citation | CitedSpan | Mapping[str, Any],
                       vote: Literal["up", "down"], *, answer: str | None = None,
-                      comment: str | None = None) -> FeedbackResponse:
+                      comment: str | None = None, reason: FeedbackReason | None = None) -> FeedbackResponse:
         """``POST /v1/feedback``: a vote on an answer, given by its ``citation`` (as the answer has it;
-        only ``doc_id``, ``start`` and ``end`` are read)."""
+        only ``doc_id``, ``start`` and ``end`` are read); ``reason`` with a down vote only."""
         span = citation.model_dump(mode="json") if isinstance(citation, BaseModel) else dict(citation)
         span = {name: span[name] for name in ("doc_id", "start", "end") if name in span}  # what is read
-        body = _given(question=question, citation=span, answer=answer, vote=vote, comment=comment)
+        body = _given(question=question, citation=span, answer=answer, vote=vote, comment=comment, reason=reason)
         return self._call("send_feedback", FeedbackResponse, json=body)

@@ -3,7 +3,8 @@
 What is stored, and why
 -----------------------
 * ``feedback``: the widget's thumbs up / down on an answer (question, answer,
-  citation, vote, optional comment). Staff export it (``export_feedback``) to
+  citation, vote, optional comment, and for a down vote an optional reason:
+  one of ``FEEDBACK_REASONS``). Staff export it (``export_feedback``) to
   judge answers and grow the corpus. The caller checks what it stores: the
   service rebuilds the citation and the answer from its index.
 * ``queries``: every question asked or searched (kind, question, answered or
@@ -120,8 +121,14 @@ FILE_MODE = 0o600
 
 QUERY_KINDS = ("ask", "search")
 
+FEEDBACK_REASONS = ("wrong_medicine", "wrong_section", "outdated", "other")
+"""Why an answer was voted down, when the voter said (only a down vote has one)."""
+
 _FEEDBACK_COLUMNS = ("id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment")
-"""The feedback table as FeedbackStore made it; export keeps exactly this shape."""
+"""The feedback table as FeedbackStore made it (what version 1 adopts)."""
+
+_EXPORT_COLUMNS = (*_FEEDBACK_COLUMNS, "reason")
+"""What the export gives of a vote: FeedbackStore's columns, then the reason of a down vote (or null)."""
 
 
 _LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
@@ -276,7 +283,15 @@ def _add_query_log(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX feedback_down ON feedback (question_norm) WHERE vote = 'down'")
 
 
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_adopt_feedback_table, _add_query_log)
+def _add_feedback_reason(db: sqlite3.Connection) -> None:
+    """Version 3: why a down vote was given (one of FEEDBACK_REASONS, checked by ``add_feedback``), null
+    for every vote before it. No CHECK in the file: a reason added later needs no rebuild of the table."""
+    db.execute("ALTER TABLE feedback ADD COLUMN reason TEXT")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
+    _adopt_feedback_table, _add_query_log, _add_feedback_reason,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -498,24 +513,31 @@ class Records:
     # feedback
 
     def add_feedback(
-        self, *, question: str, answer: str | None, doc_id: str, citation: dict, vote: str, comment: str | None
+        self, *, question: str, answer: str | None, doc_id: str, citation: dict, vote: str, comment: str | None,
+        reason: str | None = None,
     ) -> int:
-        """Store one vote at once (the caller returns its id) and return the new row's id."""
+        """Store one vote at once (the caller returns its id) and return the new row's id. ``reason``, one
+        of FEEDBACK_REASONS, is given with a down vote only (or not at all)."""
         if vote not in ("up", "down"):
             raise ValueError(f"vote must be 'up' or 'down', got {vote!r}")
+        if reason is not None and reason not in FEEDBACK_REASONS:
+            raise ValueError(f"reason must be one of {FEEDBACK_REASONS} or None, got {reason!r}")
+        if reason is not None and vote != "down":
+            raise ValueError(f"a reason goes with a down vote only, got {reason!r} with {vote!r}")
         # compact and unescaped, as pydantic's model_dump_json wrote it before
         citation_json = json.dumps(citation, ensure_ascii=False, separators=(",", ":"))
         with self._session() as db:
             cursor = db.execute(
-                "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_timestamp(self._now()), question, answer, doc_id, citation_json, vote, comment,
-                 normalise_question(question)),
+                 normalise_question(question), reason),
             )
             return int(cursor.lastrowid)
 
     def export_feedback(self) -> Iterator[str]:
-        """Every feedback row, oldest first, one JSON object a line (FeedbackStore.export's shape).
+        """Every feedback row, oldest first, one JSON object a line (FeedbackStore.export's shape, and
+        the ``reason`` of a down vote, or null).
 
         The first page is read by this call, so a file that can't be read raises
         RecordsUnavailable here rather than in the middle of a download. The rest
@@ -525,7 +547,7 @@ class Records:
         return self._export_from(self._feedback_page(0))
 
     def _feedback_page(self, after_id: int) -> list[sqlite3.Row]:
-        columns = ", ".join(_FEEDBACK_COLUMNS)
+        columns = ", ".join(_EXPORT_COLUMNS)
         with self._session() as db:
             db.row_factory = sqlite3.Row
             return db.execute(

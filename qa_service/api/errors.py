@@ -70,6 +70,11 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
             return 422, "empty_question", "the question is empty"
     if field == "vote":
         return 422, "invalid_vote", "'vote' must be \"up\" or \"down\""
+    if kind == "reason_needs_down_vote":
+        return 422, "reason_needs_down_vote", "a 'reason' is given with vote \"down\" only (send null with an up vote)"
+    if field == "reason":
+        return 422, "invalid_reason", ("'reason' must be \"wrong_medicine\", \"wrong_section\", \"outdated\", "
+                                       "\"other\" or null")
     if field.startswith("citation"):
         if field == "citation.doc_id" and kind == "string_too_long":
             return 422, "doc_id_too_long", f"the citation's doc_id is longer than {MAX_DOC_ID_CHARS} characters"

@@ -292,6 +292,10 @@ class CitedSpan(BaseModel):
         return self
 
 
+FeedbackReason = Literal["wrong_medicine", "wrong_section", "outdated", "other"]
+"""Why an answer was voted down (the records' FEEDBACK_REASONS)."""
+
+
 class FeedbackRequest(BaseModel):
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     citation: CitedSpan = Field(description="The citation of the answer voted on, as /v1/ask returned it.")
@@ -301,6 +305,16 @@ class FeedbackRequest(BaseModel):
     )
     vote: Literal["up", "down"]
     comment: Text | None = Field(None, max_length=MAX_QUESTION_CHARS)
+    reason: FeedbackReason | None = Field(
+        None, description='Why the answer is wrong, with vote "down" only (422 `reason_needs_down_vote` otherwise): '
+        "wrong_medicine, wrong_section, outdated or other.",
+    )
+
+    @model_validator(mode="after")
+    def _reason_with_a_down_vote(self) -> FeedbackRequest:
+        if self.reason is not None and self.vote != "down":
+            raise PydanticCustomError("reason_needs_down_vote", 'a reason goes with vote "down" only')
+        return self
 
 
 class FeedbackResponse(BaseModel):
@@ -336,6 +350,8 @@ class ErrorCode(StrEnum):
     INVALID_COMMENT = "invalid_comment"
     ANSWER_TOO_LONG = "answer_too_long"
     INVALID_ANSWER = "invalid_answer"
+    INVALID_REASON = "invalid_reason"  # feedback's reason: not one of the four
+    REASON_NEEDS_DOWN_VOTE = "reason_needs_down_vote"  # feedback's reason with an up vote
     INVALID_UNICODE = "invalid_unicode"
     INVALID_REQUEST = "invalid_request"
     EMPTY_BATCH = "empty_batch"

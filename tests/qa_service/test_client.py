@@ -225,15 +225,17 @@ def test_each_method_returns_what_the_raw_http_call_returns(server: LiveServer, 
         answer = asked.answers[0]
         assert isinstance(answer.citation, Citation)
         question = "client test: is this answer helpful?"
-        stored = qa.send_feedback(question, answer.citation, "up", answer=answer.text, comment="from the client")
+        stored = qa.send_feedback(question, answer.citation, "down", answer=answer.text, comment="from the client",
+                                  reason="wrong_section")
         raw_vote = raw(client, "POST", "/v1/feedback", json={"question": question, "citation": answer.citation.model_dump(),
-                                                               "vote": "down"})
+                                                               "vote": "up"})
         assert set(raw_vote) == set(type(stored).model_fields) and raw_vote["id"] != stored.id
         export = client.get("/v1/admin/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         rows = {row["id"]: row for row in map(json.loads, export.text.splitlines())}
         mine, theirs = rows[stored.id], rows[raw_vote["id"]]
-        assert (mine["question"], mine["vote"], mine["comment"], mine["answer"]) == (
-            question, "up", "from the client", answer.text)
+        assert (mine["question"], mine["vote"], mine["comment"], mine["answer"], mine["reason"]) == (
+            question, "down", "from the client", answer.text, "wrong_section")
+        assert (theirs["vote"], theirs["reason"]) == ("up", None)
         assert mine["citation"] == theirs["citation"]  # the same span, stored from either
     assert_sent_as_the_schema_says(transport.sent)
 
@@ -262,6 +264,9 @@ def test_errors_are_qa_errors_with_the_envelope_s_code(server: LiveServer, clien
         (lambda qa: qa.send_feedback("q?", citation, "sideways"),  # type: ignore[arg-type]
          ("POST", "/v1/feedback", {"json": {"question": "q?", "citation": citation, "vote": "sideways"}}),
          "invalid_vote"),
+        (lambda qa: qa.send_feedback("q?", citation, "up", reason="outdated"),
+         ("POST", "/v1/feedback", {"json": {"question": "q?", "citation": citation, "vote": "up", "reason": "outdated"}}),
+         "reason_needs_down_vote"),
     ]
     with QAClient(server.url) as qa:
         for call, (method, url, kwargs), code in cases:

@@ -66,6 +66,8 @@ def test_bad_feedback_is_a_clear_4xx_and_stores_nothing(client: httpx.Client, se
         ({**good, "citation": {**answer["citation"], "doc_id": "no-such-doc"}}, "unknown_doc_id"),
         ({**good, "question": ""}, "empty_question"),
         ({**good, "comment": "x" * 2001}, "comment_too_long"),
+        ({**good, "reason": "outdated"}, "reason_needs_down_vote"),
+        ({**good, "vote": "down", "reason": "boring"}, "invalid_reason"),
     ]
     for body, code in cases:
         response = client.post("/v1/feedback", json=body)
@@ -75,6 +77,60 @@ def test_bad_feedback_is_a_clear_4xx_and_stores_nothing(client: httpx.Client, se
     assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json"
     after = client.get("/v1/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text.count("\n")
     assert after == before
+
+
+REASONS = ("wrong_medicine", "wrong_section", "outdated", "other")
+
+
+def test_a_down_vote_s_reason_is_stored_and_exported(client: httpx.Client, seed_settings: ServiceSettings) -> None:
+    question, answer = _an_answer(client)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    sent = {reason: {"question": question, "citation": answer["citation"], "vote": "down", "reason": reason,
+                     "comment": f"because {reason}"} for reason in REASONS}
+    ids = {}
+    for reason, body in sent.items():
+        response = client.post("/v1/feedback", json=body)
+        assert response.status_code == 201, response.text
+        ids[response.json()["id"]] = reason
+    # no reason, or an explicit null, with either vote
+    for vote in ("up", "down"):
+        for body in ({}, {"reason": None}):
+            response = client.post("/v1/feedback", json={"question": question, "citation": answer["citation"],
+                                                         "vote": vote, **body})
+            assert response.status_code == 201, response.text
+            ids[response.json()["id"]] = None
+
+    with sqlite3.connect(seed_settings.feedback_path()) as db:
+        stored = dict(db.execute(f"SELECT id, reason FROM feedback WHERE id IN ({','.join('?' * len(ids))})",
+                                 list(ids)).fetchall())
+    assert stored == ids
+    exported = {r["id"]: r for r in map(json.loads, client.get("/v1/admin/feedback", headers=admin).text.splitlines())}
+    assert {i: exported[i]["reason"] for i in ids} == ids
+    for i, reason in ids.items():
+        if reason:
+            assert exported[i]["comment"] == f"because {reason}" and exported[i]["citation"] == answer["citation"]
+
+
+def test_a_reason_needs_a_down_vote_and_one_of_four_values(client: httpx.Client) -> None:
+    question, answer = _an_answer(client)
+    good = {"question": question, "citation": answer["citation"], "vote": "down"}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    before = client.get("/v1/admin/feedback", headers=admin).text
+    cases = [
+        ({**good, "vote": "up", "reason": "wrong_medicine"}, "reason_needs_down_vote"),
+        ({**good, "vote": "up", "reason": "other", "comment": "fine really"}, "reason_needs_down_vote"),
+        ({**good, "reason": "Outdated"}, "invalid_reason"),
+        ({**good, "reason": ""}, "invalid_reason"),
+        ({**good, "reason": 3}, "invalid_reason"),
+        ({**good, "reason": ["outdated"]}, "invalid_reason"),
+        ({**good, "vote": "up", "reason": "nonsense"}, "invalid_reason"),  # the value is checked first
+    ]
+    for body, code in cases:
+        response = client.post("/v1/feedback", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, code), body
+        message = response.json()["error"]["message"]
+        assert "reason" in message and len(message) < 300
+    assert client.get("/v1/admin/feedback", headers=admin).text == before
 
 
 def test_export_is_oldest_first(client: httpx.Client) -> None:

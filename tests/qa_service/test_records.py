@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa_service.api.schemas import FeedbackReason
 from qa_service.records import (
+    FEEDBACK_REASONS,
     SCHEMA_VERSION,
     Records,
     RecordsError,
@@ -117,8 +120,9 @@ def test_feedback_round_trip_and_export_oldest_first(tmp_path: Path, open_record
     exported = [json.loads(line) for line in records.export_feedback()]
     assert [r["id"] for r in exported] == ids
     assert [r["comment"] for r in exported] == ["first", "second — ünïcode", None]
-    # FeedbackStore's shape: its columns only (not the grouping key), the citation as an object
-    assert list(exported[0]) == ["id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment"]
+    # FeedbackStore's shape and the reason (not the grouping key), the citation as an object
+    assert list(exported[0]) == ["id", "created_at", "question", "answer", "doc_id", "citation", "vote", "comment",
+                                 "reason"]
     assert exported[1]["citation"] == CITATION and exported[1]["vote"] == "down"
     assert exported[0]["created_at"] < exported[2]["created_at"]
     with pytest.raises(ValueError, match="vote must be 'up' or 'down', got 'maybe'"):
@@ -271,11 +275,11 @@ def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_r
     assert rows(path, "PRAGMA user_version") == [(0,)]
 
     records = open_records(path, now=Clock())  # within a year of the old votes: feedback retention keeps them
-    assert records.schema_version == SCHEMA_VERSION == 2
+    assert records.schema_version == SCHEMA_VERSION == 3
     exported = [json.loads(line) for line in records.export_feedback()]
-    assert [(r["id"], r["created_at"], r["question"], r["vote"], r["comment"]) for r in exported] == [
-        (1, "2024-11-02T10:00:00+00:00", "How is an overdose treated?", "down", "not the treatment"),
-        (2, "2024-11-03T11:30:00+00:00", "Dosierung für Kinder?", "up", None),
+    assert [(r["id"], r["created_at"], r["question"], r["vote"], r["comment"], r["reason"]) for r in exported] == [
+        (1, "2024-11-02T10:00:00+00:00", "How is an overdose treated?", "down", "not the treatment", None),
+        (2, "2024-11-03T11:30:00+00:00", "Dosierung für Kinder?", "up", None, None),
     ]
     assert exported[0]["citation"] == CITATION
     # old down votes were given the grouping key
@@ -289,6 +293,71 @@ def test_an_old_feedback_file_migrates_and_keeps_its_rows(tmp_path: Path, open_r
     assert again.schema_version == SCHEMA_VERSION
     assert rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == tables
     assert len(list(again.export_feedback())) == 3
+
+
+# The file as the code of schema version 2 (before feedback reasons) made it: its statements, verbatim.
+VERSION_2_SCHEMA = (
+    OLD_FEEDBACK_SCHEMA,
+    """
+        CREATE TABLE queries (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('ask', 'search')),
+            question TEXT NOT NULL,
+            question_norm TEXT NOT NULL,
+            answered INTEGER NOT NULL CHECK (answered IN (0, 1)),
+            reason TEXT,
+            took_ms REAL NOT NULL,
+            index_version TEXT NOT NULL,
+            request_id TEXT
+        )
+        """,
+    "CREATE INDEX queries_created_at ON queries (created_at)",
+    "CREATE INDEX queries_declined ON queries (question_norm) WHERE kind = 'ask' AND answered = 0",
+    "ALTER TABLE feedback ADD COLUMN question_norm TEXT",
+    "CREATE INDEX feedback_down ON feedback (question_norm) WHERE vote = 'down'",
+    "PRAGMA user_version = 2",
+)
+
+
+def test_a_version_2_file_gains_the_reason_column_and_keeps_working(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        for statement in VERSION_2_SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO feedback (created_at, question, answer, doc_id, citation, vote, comment, question_norm)"
+                   " VALUES ('2025-02-27T08:00:00+00:00', 'Can I drive?', 'No.', 'ibuprofen', ?, 'down', 'vague',"
+                   " 'can i drive?')", (json.dumps(CITATION),))
+        db.execute("INSERT INTO queries (created_at, kind, question, question_norm, answered, reason, took_ms,"
+                   " index_version) VALUES ('2025-02-28T08:00:00+00:00', 'ask', 'Can I drive?', 'can i drive?', 0,"
+                   " 'low_confidence', 3.0, 'idx-0')")
+    assert "reason" not in [row[1] for row in rows(path, "PRAGMA table_info(feedback)")]
+
+    records = open_records(path, now=Clock())
+    assert records.schema_version == SCHEMA_VERSION == 3
+    assert "reason" in [row[1] for row in rows(path, "PRAGMA table_info(feedback)")]
+    new_id = records.add_feedback(question="Can I drive?", answer="No.", doc_id="ibuprofen", citation=CITATION,
+                                  vote="down", comment=None, reason="outdated")
+    exported = [json.loads(line) for line in records.export_feedback()]
+    assert [(r["id"], r["comment"], r["reason"]) for r in exported] == [(1, "vague", None), (new_id, None, "outdated")]
+    assert [(q.question, q.declined, q.thumbs_down) for q in records.unanswered()] == [("Can I drive?", 1, 2)]
+
+
+def test_a_reason_goes_with_a_down_vote_only_and_is_one_of_four(tmp_path: Path, open_records: OpenRecords) -> None:
+    path = tmp_path / "records.sqlite3"
+    records = open_records(path)
+    kept = {reason: records.add_feedback(question="q?", answer=None, doc_id="ibuprofen", citation=CITATION,
+                                         vote="down", comment=None, reason=reason) for reason in FEEDBACK_REASONS}
+    assert FEEDBACK_REASONS == ("wrong_medicine", "wrong_section", "outdated", "other")
+    assert FEEDBACK_REASONS == typing.get_args(FeedbackReason)  # the HTTP contract names the same four
+    with pytest.raises(ValueError, match="a reason goes with a down vote only"):
+        records.add_feedback(question="q?", answer=None, doc_id="ibuprofen", citation=CITATION, vote="up",
+                             comment=None, reason="outdated")
+    with pytest.raises(ValueError, match="reason must be one of"):
+        records.add_feedback(question="q?", answer=None, doc_id="ibuprofen", citation=CITATION, vote="down",
+                             comment=None, reason="boring")
+    assert rows(path, "SELECT id, reason FROM feedback ORDER BY id") == sorted((i, r) for r, i in kept.items())
 
 
 def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
