@@ -10,7 +10,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup lock browser index run test train eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
+.PHONY: setup lock browser node index run test train eval bench bench-speed bench-scale bench-load bench-quality screenshot clean
 
 # Every extra the tests need; the base set alone is what `qa serve` needs.
 EXTRAS := test,train,ray,eval,ingest
@@ -54,7 +54,18 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
-test: setup browser
+# The browser tests' JavaScript tools (axe-core for the accessibility checks), exactly as
+# package-lock.json pins them; reinstalled only when the lock file changes. Never served.
+NODE_STAMP := node_modules/.installed
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the accessibility tests (axe-core): install Node.js 18+ with npm"; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+test: setup browser node
 	$(BIN)/python -m pytest
 
 # Refreshes docs/widget.png: the panel with an answer, from the browser test that asks.
