@@ -142,9 +142,9 @@
     const host = el('div', { id: 'drugqa-widget' });
     const root = host.attachShadow({ mode: 'open' });
     const u = { host, root };
-    u.launcher = button('launcher', 'Ask the leaflets', {
-      'aria-label': 'Open drug information assistant', 'aria-expanded': 'false', 'aria-controls': PANEL_ID,
-    });
+    // Named by its visible text alone (WCAG 2.5.3: what is seen is what a voice user says);
+    // aria-expanded tells whether the panel it controls is open.
+    u.launcher = button('launcher', 'Ask the leaflets', { 'aria-expanded': 'false', 'aria-controls': PANEL_ID });
     u.title = el('h2', { class: 'title', id: TITLE_ID, text: config.title });
     u.newConversation = button('new-conversation', 'New conversation');
     u.close = button('close', '×', { 'aria-label': 'Close' });
