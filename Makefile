@@ -69,8 +69,10 @@ test: setup browser node
 	$(BIN)/python -m pytest
 
 # Refreshes docs/widget.png: the panel with an answer, from the browser test that asks.
-screenshot: setup browser
+screenshot: setup browser node
 	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget.py -k see_an_answer
+	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget_help.py \
+	  -k "1280px and (empty_panel or misspelt_name_offers)"
 
 eval: index
 	$(BIN)/qa eval eval/gold.jsonl --index index

@@ -16,8 +16,10 @@ import pytest
 import uvicorn
 
 # The tests set every QA_ setting they depend on themselves: a QA_ADMIN_TOKEN or
-# QA_INDEX_DIR in the caller's shell must not change what they see.
-for _name in [n for n in os.environ if n.startswith("QA_")]:
+# QA_INDEX_DIR in the caller's shell must not change what they see. QA_WIDGET_SCREENSHOT is no
+# setting of the service but the tests' own (`make screenshot`: where the widget's pictures go).
+TEST_VARIABLES = frozenset({"QA_WIDGET_SCREENSHOT"})
+for _name in [n for n in os.environ if n.startswith("QA_") and n not in TEST_VARIABLES]:
     del os.environ[_name]
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -45,7 +47,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _no_inherited_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts without QA_ variables (a test that sets one gets it undone)."""
-    for name in [n for n in os.environ if n.startswith("QA_")]:
+    for name in [n for n in os.environ if n.startswith("QA_") and n not in TEST_VARIABLES]:
         monkeypatch.delenv(name)
 
 

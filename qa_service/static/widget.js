@@ -268,7 +268,9 @@
     const names = data.subjects.map(String);
     const count = data.documents;
     const documents = `${count} document${count === 1 ? '' : 's'}`;
-    ui.startCovers.textContent = names.length ? `It knows ${documents} about ${namesSaid(names)}.` : `It knows ${documents}.`;
+    ui.startCovers.textContent = names.length
+      ? `Its ${documents} ${count === 1 ? 'is' : 'are'} about ${namesSaid(names)}.`
+      : `It has ${documents}.`;
     ui.startCovers.hidden = false;
     const examples = data.examples.map(String).filter((q) => q.trim());
     ui.examples.replaceChildren(...examples.map((question) => {
