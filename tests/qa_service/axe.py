@@ -8,7 +8,10 @@ roots itself, so the widget inside ``#drugqa-widget``'s open shadow root is chec
 
     from tests.qa_service.axe import assert_no_axe_violations
     assert_no_axe_violations(page)                       # the whole document
-    assert_no_axe_violations(page, "#drugqa-widget")     # or a CSS selector / axe context object
+    assert_no_axe_violations(page, "#drugqa-widget")     # or a CSS selector of the page
+    assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".panel"]}, state="open")
+                                                         # a part inside the shadow root (axe's context
+                                                         # object; a bare [[host, part]] names frames)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ medicine, so that a question naming none is answered from leaflets of different 
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from collections.abc import Iterator
@@ -72,14 +73,15 @@ def sized(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
     assert not errors, errors
 
 
-def host_page(host: HostSite, name: str, api_url: str, open_: bool) -> str:
+def host_page(host: HostSite, name: str, api_url: str, open_: bool, title: str | None = None) -> str:
     """A plain, accessible page of another origin that embeds the widget (its own lang and landmark)."""
+    titled = f" data-title='{html.escape(title, quote=True)}'" if title else ""
     (host.root / name).write_text(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Support portal</title></head>"
         "<body><main><h1>Support portal</h1><p>Opening hours and contact details.</p>"
         "<button id='host-button' type='button'>Host button</button></main>"
-        f"<script src='{api_url}/widget.js' data-api='{api_url}' data-open='{str(open_).lower()}'></script>"
+        f"<script src='{api_url}/widget.js' data-api='{api_url}' data-open='{str(open_).lower()}'{titled}></script>"
         "</body></html>",
         encoding="utf-8",
     )
@@ -145,8 +147,12 @@ def test_axe_runs_under_the_demo_page_s_policy_and_lists_what_it_finds(browser: 
         assert "#drugqa-widget >>> .planted" in message, message
         assert "visible text as part of their accessible name" in message, message
         assert "planted" in message and "1280x900" in message
-        # a context limits the run: the page outside the widget has nothing to report
+        # a context limits the run: the page outside the widget has nothing to report, nor has the launcher;
+        # the panel's header, reached through the shadow root, has the planted button
         assert_no_axe_violations(page, "main")
+        assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".launcher"]})
+        with pytest.raises(AssertionError, match="label-content-name-mismatch"):
+            assert_no_axe_violations(page, {"fromShadowDom": ["#drugqa-widget", ".panel-header"]})
     finally:
         page.context.close()
     assert not errors, errors  # axe ran without anything the policy refused
@@ -238,3 +244,199 @@ def test_with_an_error(sized: Page, api: LiveServer) -> None:
     widget(sized, ".turn-error .retry").last.click()  # the service is back: the error gives way
     expect(widget(sized, ".turn-declined")).to_be_visible()
     check(sized, "retried")
+
+
+def test_a_long_title_names_the_panel_and_wraps(sized: Page, api: LiveServer, host: HostSite) -> None:
+    title = "Pharmacy help line of the Northern Region <beta>: questions about your medicines, day and night"
+    sized.goto(host_page(host, "long-title.html", api.url, open_=True, title=title))
+    panel = widget(sized, ".panel")
+    expect(widget(sized, ".panel-header .title")).to_have_text(title)  # as text, all of it
+    expect(panel).to_have_accessible_name(title)
+    expect(panel).to_have_role("dialog")
+    header = widget(sized, ".panel-header")
+    assert header.evaluate("el => el.scrollWidth - el.clientWidth") <= 0  # wraps, never pushes the buttons out
+    for control in (".new-conversation", ".close"):
+        box, frame = widget(sized, control).bounding_box(), panel.bounding_box()
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], control
+    check(sized, "with a long title")
+
+
+def test_feedback_that_cannot_be_sent_says_so_and_presses_nothing(page: Page, api: LiveServer) -> None:
+    page.goto(api.url + "/")
+    ask(page, QUESTION)
+    first = widget(page, "article.answer").first
+    expect(first).to_be_visible()
+    page.route("**/v1/feedback", lambda route: route.abort("connectionrefused"))
+    first.locator(".vote-down").click()
+    expect(first.locator(".feedback-status")).to_have_text("Feedback could not be sent.")
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "false")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
+    check(page, "feedback not sent")
+    page.unroute("**/v1/feedback")
+    first.locator(".vote-down").click()  # sent once the service is back
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".feedback-status")).to_have_text("Thanks for the feedback.")
+
+
+# --- the keyboard alone -------------------------------------------------------------------
+
+FOCUS_STATE = """() => {
+    const root = document.querySelector('#drugqa-widget').shadowRoot;
+    const el = root.activeElement;
+    if (!el) return null;
+    const style = getComputedStyle(el);
+    return {
+        cls: el.className || el.tagName.toLowerCase(),
+        visible: el.matches(':focus-visible'),
+        outline: style.outlineStyle === 'none' ? 0 : parseFloat(style.outlineWidth),
+        shadow: style.boxShadow,
+    };
+}"""
+CONTROLS = """(selector) => {
+    const root = document.querySelector('#drugqa-widget').shadowRoot;
+    return [...root.querySelectorAll(selector)]
+        .filter((el) => !el.disabled && !el.closest('[inert]') && el.checkVisibility())
+        .map((el) => el === root.activeElement ? '*' + el.className : el.className);
+}"""
+
+
+@pytest.fixture(params=list(VIEWPORTS), ids=list(VIEWPORTS))
+def keyboard_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    page, errors = new_page(browser, viewport=VIEWPORTS[request.param],
+                            permissions=["clipboard-read", "clipboard-write"])
+    yield page
+    page.context.close()
+    assert not errors, errors
+
+
+def focused(page: Page, cls: str) -> None:
+    """Focus is on the widget's control of class ``cls``, and it shows: a :focus-visible outline or shadow."""
+    state = page.evaluate(FOCUS_STATE)
+    assert state and cls in state["cls"].split(), f"focus is on {state and state['cls']}, not .{cls}"
+    assert state["visible"], f".{cls} is focused but not :focus-visible"
+    assert state["outline"] > 0 or state["shadow"] != "none", f".{cls} shows no focus indicator: {state}"
+
+
+def press_until(page: Page, key: str, cls: str, limit: int = 60) -> list[str]:
+    """Presses ``key`` (Tab or Shift+Tab) until the control of class ``cls`` has focus; checks the focus
+    indicator of every control passed on the way and returns their classes."""
+    passed = []
+    for _ in range(limit):
+        page.keyboard.press(key)
+        state = page.evaluate(FOCUS_STATE)
+        if state is None:
+            continue  # outside the widget (the host page, or the browser's own UI)
+        focused(page, state["cls"].split()[0])
+        passed.append(state["cls"])
+        if cls in state["cls"].split():
+            return passed
+    raise AssertionError(f"{key} never reached .{cls}; passed {passed}")
+
+
+def test_every_control_by_keyboard_alone_with_a_visible_focus(keyboard_page: Page, api: LiveServer,
+                                                              host: HostSite) -> None:
+    page = keyboard_page
+    page.goto(host_page(host, "keyboard.html", api.url, open_=False))
+    launcher, panel = widget(page, ".launcher"), widget(page, ".panel")
+    expect(launcher).to_be_visible()
+    page.locator("#host-button").focus()
+    press_until(page, "Tab", "launcher", limit=1)
+    page.keyboard.press("Enter")  # opens, focus in the question box
+    expect(panel).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    focused(page, "question")
+    page.keyboard.press("Escape")  # closes, focus back on the launcher
+    expect(panel).to_be_hidden()
+    focused(page, "launcher")
+    page.keyboard.press("Space")  # Space opens it too
+    expect(panel).to_be_visible()
+    focused(page, "question")
+
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    answers = widget(page, "article.answer")
+    expect(answers.first).to_be_visible()
+    focused(page, "question")  # ready for the next question
+    first = answers.first
+
+    # every control is reached by Tab and by Shift+Tab, each showing its focus
+    controls = [c.lstrip("*") for c in page.evaluate(CONTROLS, FOCUSABLE)]
+    assert {"launcher", "new-conversation", "close", "show-passage", "open-document", "copy", "vote-up",
+            "vote-down", "question", "send"} <= set(controls), controls
+    backwards = press_until(page, "Shift+Tab", "launcher")
+    assert backwards == list(reversed(controls[:-2])), backwards  # from the box back: all but it and Ask
+    forwards = press_until(page, "Tab", "send")
+    assert forwards == controls[1:], forwards
+
+    # Show passage: Space opens, Enter closes
+    press_until(page, "Shift+Tab", "launcher")
+    press_until(page, "Tab", "show-passage")
+    page.keyboard.press("Space")
+    expect(first.locator(".show-passage")).to_have_attribute("aria-expanded", "true")
+    expect(first.locator(".passage")).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(first.locator(".passage")).to_be_hidden()
+
+    # Open document: the answer in it gets focus; Shift+Tab reaches the scrollable text and Back; Enter on
+    # Back returns to the opener; Space opens it again and Escape closes it (the panel stays)
+    press_until(page, "Tab", "open-document")
+    page.keyboard.press("Enter")
+    viewer = widget(page, ".document-view")
+    expect(viewer.locator("mark.answer-mark")).to_be_focused()
+    focused(page, "answer-mark")
+    press_until(page, "Shift+Tab", "document-text", limit=1)
+    press_until(page, "Shift+Tab", "back", limit=1)
+    page.keyboard.press("Enter")
+    expect(viewer).to_be_hidden()
+    focused(page, "open-document")
+    page.keyboard.press("Space")
+    expect(viewer.locator("mark.answer-mark")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    expect(panel).to_be_visible()
+    focused(page, "open-document")
+
+    # Copy with Enter
+    press_until(page, "Tab", "copy", limit=1)
+    page.keyboard.press("Enter")
+    expect(first.locator(".copy")).to_have_text("Copied")
+    assert first.locator(".answer-text").inner_text() in page.evaluate("navigator.clipboard.readText()")
+
+    # the thumbs: up with Space, then down with Enter, each stored as the latest vote
+    press_until(page, "Tab", "vote-up", limit=1)
+    page.keyboard.press("Space")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "true")
+    press_until(page, "Tab", "vote-down", limit=1)
+    page.keyboard.press("Enter")
+    expect(first.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    expect(first.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
+    expect(first.locator(".feedback-status")).to_contain_text("Thanks")
+    export = httpx.get(api.url + "/v1/admin/feedback", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    votes = [r["vote"] for r in map(json.loads, export.text.splitlines())
+             if r["question"] == QUESTION and r["answer"] == first.locator(".answer-text").inner_text()]
+    assert votes[-2:] == ["up", "down"], votes
+
+    # an error's Retry, by keyboard: asked with Space on Ask while the service is unreachable
+    page.route("**/v1/ask", lambda route: route.abort("connectionrefused"))
+    press_until(page, "Tab", "question")
+    page.keyboard.type(DECLINED)
+    press_until(page, "Tab", "send", limit=1)
+    page.keyboard.press("Space")
+    expect(widget(page, ".turn-error")).to_be_visible()
+    focused(page, "question")
+    page.unroute("**/v1/ask")
+    press_until(page, "Shift+Tab", "retry", limit=1)  # the newest turn's control, just before the box
+    page.keyboard.press("Enter")
+    expect(widget(page, ".turn-declined")).to_be_visible()
+    expect(widget(page, ".turn-error")).to_have_count(0)
+
+    # New conversation clears it; Close (Enter) shuts the panel and focus returns to the launcher
+    press_until(page, "Shift+Tab", "new-conversation")
+    page.keyboard.press("Enter")
+    expect(widget(page, ".turn")).to_have_count(0)
+    focused(page, "question")
+    press_until(page, "Shift+Tab", "close", limit=1)
+    page.keyboard.press("Enter")
+    expect(panel).to_be_hidden()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    focused(page, "launcher")
