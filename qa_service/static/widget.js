@@ -670,9 +670,8 @@
       event.preventDefault();
       const checked = radios.find((r) => r.input.checked);
       const text = comment.value.trim();
-      submit.disabled = true;
+      // (Send stays enabled and focused while it is sent: a second press is ignored, see sendFeedback)
       const sent = await send(checked ? checked.input.value : null, text || null);
-      submit.disabled = false;
       if (sent) {
         for (const r of radios) r.input.checked = false;
         comment.value = '';
