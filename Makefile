@@ -73,6 +73,7 @@ screenshot: setup browser node
 	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget.py -k see_an_answer
 	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget_help.py \
 	  -k "1280px and (empty_panel or misspelt_name_offers)"
+	QA_ADMIN_SCREENSHOT=docs/admin.png $(BIN)/python -m pytest -q tests/qa_service/test_admin_page.py -k "shows_what and desktop"
 
 eval: index
 	$(BIN)/qa eval eval/gold.jsonl --index index

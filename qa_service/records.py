@@ -11,7 +11,9 @@ What is stored, and why
   declined and why, time taken, index version, request id). Staff read it back
   as ``unanswered()``: the questions most often declined or voted down, i.e.
   what the corpus lacks. It is on by default; ``query_log=False``
-  (``QA_QUERY_LOG=off``) logs nothing.
+  (``QA_QUERY_LOG=off``) logs nothing. The review page also reads ``asked()``
+  (every question asked, how often) and ``down_votes()`` (the thumbs-down with
+  their reasons); ``qa_service.review`` groups the questions by wording.
 
 The file is created readable and writable by its owner only (0600; SQLite gives
 its ``-wal`` and ``-shm`` files the same mode). A file found deleted under a
@@ -215,9 +217,44 @@ class UnansweredQuestion:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class AskedQuestion:
+    """A question asked (``/v1/ask``), as often as it was: ``question`` is its latest wording (rows
+    grouped by ``normalise_question``), ``asked`` how many times, ``answered`` how many of those were
+    answered; ``last_asked`` is ISO 8601, UTC."""
+
+    question: str
+    asked: int
+    answered: int
+    last_asked: str
+
+
+@dataclass(frozen=True)
+class DownVote:
+    """A thumbs-down as stored: the question, the answer and citation the index had (``citation``: the
+    answer's doc_id, title, source, section, start and end), the comment and the reason (or None)."""
+
+    id: int
+    created_at: str
+    question: str
+    answer: str | None
+    citation: dict[str, Any]
+    comment: str | None
+    reason: str | None
+
+
 def normalise_question(question: str) -> str:
     """The grouping key of a question: case-folded, runs of whitespace made one space, trimmed."""
     return " ".join(question.casefold().split())
+
+
+def _sql_limit(limit: int | None) -> int:
+    """A LIMIT's value: ``limit`` (at least 1), or -1 (SQLite's "no limit") for None."""
+    if limit is None:
+        return -1
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return limit
 
 
 def _utc_now() -> datetime:
@@ -351,6 +388,22 @@ LIMIT ?
 # The bare `question` comes from the row holding MAX(created_at): SQLite's documented rule for a
 # query with a single min() or max() (https://sqlite.org/lang_select.html#bareagg), i.e. the
 # latest wording.
+
+_ASKED = """
+SELECT question, COUNT(*), SUM(answered), MAX(created_at)
+FROM queries WHERE kind = 'ask'
+GROUP BY question_norm
+ORDER BY COUNT(*) DESC, MAX(created_at) DESC, question_norm
+LIMIT ?
+"""
+# The bare `question`: the latest wording, by the same rule.
+
+_DOWN_VOTES = """
+SELECT id, created_at, question, answer, citation, comment, reason
+FROM feedback WHERE vote = 'down'
+ORDER BY id DESC
+LIMIT ?
+"""
 
 
 _T = TypeVar("_T")
@@ -602,15 +655,14 @@ class Records:
         except queue.Full:
             logger.warning("query log: %d queries waiting to be written; this one is dropped", QUEUE_LIMIT)
 
-    def unanswered(self, limit: int = 50) -> list[UnansweredQuestion]:
-        """The questions most often declined (asks only) or voted down, most frequent first.
+    def unanswered(self, limit: int | None = 50) -> list[UnansweredQuestion]:
+        """The questions most often declined (asks only) or voted down, most frequent first (``limit``
+        None: every one).
 
         Queries still queued are not counted; call ``flush()`` first to include them.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
         with self._session() as db:
-            rows = db.execute(_UNANSWERED, (limit,)).fetchall()
+            rows = db.execute(_UNANSWERED, (_sql_limit(limit),)).fetchall()
         return [
             UnansweredQuestion(
                 question=question,
@@ -621,6 +673,22 @@ class Records:
             )
             for question, declined, down, last, reasons in rows
         ]
+
+    def asked(self, limit: int | None = None) -> list[AskedQuestion]:
+        """The questions asked (``/v1/ask``, answered or not), most often asked first, then the latest
+        (``limit`` None: every one). Queries still queued are not counted; ``flush()`` first."""
+        with self._session() as db:
+            rows = db.execute(_ASKED, (_sql_limit(limit),)).fetchall()
+        return [AskedQuestion(question=question, asked=int(asked), answered=int(answered), last_asked=last)
+                for question, asked, answered, last in rows]
+
+    def down_votes(self, limit: int | None = None) -> list[DownVote]:
+        """The thumbs-down votes, newest first (``limit`` None: every one)."""
+        with self._session() as db:
+            rows = db.execute(_DOWN_VOTES, (_sql_limit(limit),)).fetchall()
+        return [DownVote(id=int(row_id), created_at=created, question=question, answer=answer,
+                         citation=json.loads(citation), comment=comment, reason=reason)
+                for row_id, created, question, answer, citation, comment, reason in rows]
 
     def purge_queries(self) -> int:
         """Delete every logged query, including any still queued; return how many.

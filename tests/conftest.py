@@ -16,9 +16,10 @@ import pytest
 import uvicorn
 
 # The tests set every QA_ setting they depend on themselves: a QA_ADMIN_TOKEN or
-# QA_INDEX_DIR in the caller's shell must not change what they see. QA_WIDGET_SCREENSHOT is no
-# setting of the service but the tests' own (`make screenshot`: where the widget's pictures go).
-TEST_VARIABLES = frozenset({"QA_WIDGET_SCREENSHOT"})
+# QA_INDEX_DIR in the caller's shell must not change what they see. QA_WIDGET_SCREENSHOT and
+# QA_ADMIN_SCREENSHOT are no settings of the service but the tests' own (`make screenshot`: where
+# the widget's and the review page's pictures go).
+TEST_VARIABLES = frozenset({"QA_WIDGET_SCREENSHOT", "QA_ADMIN_SCREENSHOT"})
 for _name in [n for n in os.environ if n.startswith("QA_") and n not in TEST_VARIABLES]:
     del os.environ[_name]
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -18,7 +18,7 @@ from ..settings import ServiceSettings
 from .errors import install_error_handlers
 from .middleware import RequestContext, SecurityHeaders
 from .ratelimit import RateLimiter
-from .routes import admin, batch, docs, documents, feedback, ops, qa, widget
+from .routes import admin, batch, docs, documents, feedback, ops, qa, review_page, widget
 from .state import ServiceState
 
 log = logging.getLogger("qa_service")
@@ -78,7 +78,7 @@ def create_app(settings: ServiceSettings | None = None, load: bool = True) -> Fa
                        body_limits={path: settings.max_batch_body_bytes for path in batch.PATHS})
     install_error_handlers(app)
     for router in (ops.router, qa.router, batch.router, documents.router, feedback.router, admin.router, admin.legacy,
-                   widget.router, docs.router):
+                   widget.router, review_page.router, docs.router):
         app.include_router(router)
     docs.mount_assets(app)
     return app

@@ -95,6 +95,8 @@ def describe(errors: list[dict]) -> tuple[int, str, str]:
         return 422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_TOP_K if field == 'top_k' else MAX_K}"
     if field == "offset":
         return 422, "invalid_offset", f"'offset' must be an integer from 0 to {MAX_OFFSET}"
+    if field == "format" and kind == "literal_error":  # a report's download format (a filter's is a list)
+        return 422, "invalid_format", "'format' must be \"json\" or \"csv\""
     if field.startswith("filter") or field.split(".")[0] in ("section", "source", "subject", "format"):
         return 422, "invalid_filter", (f"'{field}': {err.get('msg', 'invalid value')} (a filter maps doc_id, "
                                        "section, source, subject or format to a list of values)")

@@ -29,6 +29,14 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'self'; "
     "require-trusted-types-for 'script'; trusted-types 'none'"
 )
+# The review page (/admin): the same, and stricter where it can be. It is never framed (its buttons
+# must not be clicked through another page), its form is never submitted (the token would travel in the
+# request: the script sends it in a header), and it is loaded from nowhere else.
+REVIEW_PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'"
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 DISCARD_SECONDS = 10.0
 """Longest a refused body is read and thrown away for, however much of it is left (nginx: lingering_time)."""
@@ -36,9 +44,10 @@ DISCARD_SECONDS = 10.0
 
 class SecurityHeaders:
     """``X-Content-Type-Options: nosniff`` on every response; the content security and referrer
-    policies on the demo page and the widget's files."""
+    policies on the demo page and the widget's files, and the review page's own on its files."""
 
     PAGES = ("/", "/widget.js", "/widget.css")
+    REVIEW_PAGES = ("/admin", "/admin.js", "/admin.css")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,15 +56,19 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        page = scope["path"] in self.PAGES
+        path = scope["path"]
+        policy = (CONTENT_SECURITY_POLICY if path in self.PAGES
+                  else REVIEW_PAGE_POLICY if path in self.REVIEW_PAGES else None)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
-                if page:
-                    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                if policy is not None:
+                    headers["Content-Security-Policy"] = policy
                     headers["Referrer-Policy"] = "no-referrer"
+                if policy is REVIEW_PAGE_POLICY:
+                    headers["X-Frame-Options"] = "DENY"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -338,6 +338,7 @@ class ErrorCode(StrEnum):
     INVALID_QUERY = "invalid_query"
     INVALID_OFFSET = "invalid_offset"
     INVALID_FILTER = "invalid_filter"
+    INVALID_FORMAT = "invalid_format"  # an admin report's download format: json or csv
     INVALID_PASSAGE_ID = "invalid_passage_id"
     UNKNOWN_DOC_ID = "unknown_doc_id"  # 404 on /v1/documents/{doc_id}
     TOO_MANY_DOC_IDS = "too_many_doc_ids"
@@ -420,3 +421,45 @@ class UnansweredQuestion(BaseModel):
 
 class PurgeResponse(BaseModel):
     deleted: int = Field(description="Rows deleted (logged questions, or votes).")
+
+
+class Wording(BaseModel):
+    question: str = Field(description="One wording (its latest form, ignoring case and spacing).")
+    count: int = Field(description="Times it was put so.")
+
+
+class UnansweredGroup(BaseModel):
+    """Declined or voted-down questions with the same search terms (the analyser's stemmed content words)."""
+
+    question: str = Field(description="The wording used most often (of equals, the latest).")
+    terms: list[str] = Field(description="The search terms the group's wordings share, sorted; empty for a "
+                             "question with none (then it is grouped with its own wording only).")
+    count: int = Field(description="declined + thumbs_down.")
+    declined: int = Field(description="Times the service declined it.")
+    thumbs_down: int = Field(description="Thumbs-down votes on its answers.")
+    last_asked: str = Field(description="When it was last asked or voted on (ISO 8601, UTC).")
+    reasons: list[str] = Field(description="The reasons it was declined for (once each, ignoring case).")
+    wordings: list[Wording] = Field(description="Every wording of the group, most frequent first.")
+
+
+class AskedGroup(BaseModel):
+    """Asked questions (``/v1/ask``) with the same search terms."""
+
+    question: str = Field(description="The wording used most often (of equals, the latest).")
+    terms: list[str] = Field(description="The search terms the group's wordings share, sorted.")
+    count: int = Field(description="Times asked.")
+    answered: int = Field(description="Times answered (the rest were declined).")
+    last_asked: str = Field(description="When it was last asked (ISO 8601, UTC).")
+    wordings: list[Wording] = Field(description="Every wording of the group, most frequent first.")
+
+
+class ThumbsDown(BaseModel):
+    """A thumbs-down vote as stored: the answer and citation are the index's when the vote was given."""
+
+    id: int
+    created_at: str = Field(description="When it was given (ISO 8601, UTC).")
+    question: str
+    reason: FeedbackReason | None = Field(description="Why the voter found the answer wrong, when they said.")
+    comment: str | None
+    answer: str | None = Field(description="The answer's text: the document's text[start:end].")
+    citation: Citation

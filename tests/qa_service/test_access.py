@@ -46,7 +46,9 @@ def test_without_keys_the_read_endpoints_are_open(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("path,method", [("/v1/admin/reload", "POST"), ("/v1/admin/feedback", "GET"),
-                                         ("/v1/admin/unanswered", "GET"), ("/v1/admin/queries", "DELETE")])
+                                         ("/v1/admin/unanswered", "GET"), ("/v1/admin/queries", "DELETE"),
+                                         ("/v1/admin/unanswered/groups", "GET"), ("/v1/admin/thumbs-down", "GET"),
+                                         ("/v1/admin/most-asked", "GET")])
 def test_admin_endpoints_need_the_admin_token(client: httpx.Client, path: str, method: str) -> None:
     missing = client.request(method, path)
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
@@ -59,7 +61,8 @@ def test_admin_endpoints_need_the_admin_token(client: httpx.Client, path: str, m
 def test_admin_endpoints_are_disabled_without_an_admin_token(seed_settings: ServiceSettings) -> None:
     with serve(seed_settings, admin_token=None) as live:
         for method, path in [("POST", "/v1/admin/reload"), ("GET", "/v1/admin/unanswered"),
-                             ("DELETE", "/v1/admin/queries")]:
+                             ("DELETE", "/v1/admin/queries"), ("GET", "/v1/admin/unanswered/groups"),
+                             ("GET", "/v1/admin/thumbs-down"), ("GET", "/v1/admin/most-asked")]:
             response = httpx.request(method, live.url + path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
             assert response.status_code == 403 and response.json()["error"]["code"] == "admin_disabled"
 

@@ -14,7 +14,7 @@ The server is the tests' own ``LiveServer`` over the session's seed index, with 
 records file of its own, so the feedback and questions fuzzed here never reach the
 file the other tests read. Every operation is fuzzed without credentials; the admin
 operations are fuzzed with the admin token too: the feedback export, the unanswered
-report, the reload (the bundle on disk is the one served, so nothing changes) and
+report and the review page's reports (read only), the reload (the bundle on disk is the one served, so nothing changes) and
 the query-log and feedback purges (harmless on this server's own file).
 """
 
@@ -103,7 +103,7 @@ def test_the_fuzzed_schema_is_the_one_the_server_publishes(fuzz_server: LiveServ
         "/healthz", "/readyz", "/metrics", "/v1/ask", "/v1/search", "/v1/feedback", "/v1/documents", "/v1/coverage",
         "/v1/search/batch", "/v1/ask/batch", "/v1/passages/{passage_id}",
         "/v1/documents/{doc_id}", "/v1/admin/reload", "/v1/admin/feedback", "/v1/admin/unanswered",
-        "/v1/admin/queries",
+        "/v1/admin/queries", "/v1/admin/unanswered/groups", "/v1/admin/thumbs-down", "/v1/admin/most-asked",
     }, "an operation was added or removed: is it destructive or admin? (see the module's docstring)"
 
 

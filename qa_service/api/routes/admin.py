@@ -1,4 +1,5 @@
-"""Administration, behind the admin token: reload the index, export feedback, what went unanswered."""
+"""Administration, behind the admin token: reload the index, export feedback, what went unanswered, and
+the review page's reports (grouped unanswered questions, thumbs-down answers, the most asked)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import signal
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ... import review
 from ...records import Records
 from ..deps import AdminDep, RecordsDep, StateDep
 from ..errors import RESPONSES, problem
-from ..schemas import ErrorResponse, PurgeResponse, ReloadResponse, UnansweredQuestion
+from ..export import EXPORT_RESPONSES, ExportFormat, download
+from ..schemas import (
+    AskedGroup, ErrorResponse, PurgeResponse, ReloadResponse, ThumbsDown, UnansweredGroup, UnansweredQuestion,
+)
 from ..state import ReloadError
 
 log = logging.getLogger("qa_service")
@@ -62,10 +67,91 @@ async def unanswered(records: RecordsDep, limit: Annotated[int, Query(ge=1, le=1
 
 
 def _unanswered(records: Records, limit: int) -> list:
+    _flushed(records)
+    return records.unanswered(limit)
+
+
+def _flushed(records: Records) -> None:
     # The questions still queued for the log count too, unless the file is locked: then the report is
     # what is written so far (reading is not blocked by another writer's lock).
     records.flush(timeout=records.busy_timeout)
-    return records.unanswered(limit)
+
+
+MAX_REPORT = 10_000
+"""Most groups or votes one report gives (the review page exports with this limit)."""
+FormatQuery = Annotated[ExportFormat | None, Query(
+    alias="format", description="json or csv: the report as a file to download (Content-Disposition: attachment); "
+    "the JSON file is exactly the JSON body. CSV cells that start with = + - @ get a leading apostrophe.")]
+NO_STORE = "no-store"
+
+
+def _unanswered_groups(records: Records, limit: int) -> list[review.UnansweredGroup]:
+    _flushed(records)
+    return review.unanswered_groups(records, limit)
+
+
+@router.get("/v1/admin/unanswered/groups", response_model=list[UnansweredGroup], responses=EXPORT_RESPONSES,
+            operation_id="list_unanswered_groups")
+async def unanswered_groups(
+    records: RecordsDep, response: Response, limit: Annotated[int, Query(ge=1, le=MAX_REPORT)] = 50,
+    fmt: FormatQuery = None,
+) -> list[UnansweredGroup] | Response:
+    """The questions declined or voted down, grouped by similar wording (the same stemmed content words),
+    most frequent first, with their counts, reasons and every wording."""
+    found = [UnansweredGroup.model_validate(asdict(group))
+             for group in await records.run(_unanswered_groups, records, limit)]
+    if fmt is not None:
+        return download("unanswered", fmt, found, UNANSWERED_CSV, _unanswered_row)
+    response.headers["Cache-Control"] = NO_STORE
+    return found
+
+
+UNANSWERED_CSV = ("question", "count", "declined", "thumbs_down", "last_asked", "reasons", "terms", "wordings")
+
+
+def _unanswered_row(group: UnansweredGroup) -> tuple:
+    wordings = "\n".join(f"{w.question} ({w.count})" for w in group.wordings)
+    return (group.question, group.count, group.declined, group.thumbs_down, group.last_asked,
+            "; ".join(group.reasons), " ".join(group.terms), wordings)
+
+
+@router.get("/v1/admin/thumbs-down", response_model=list[ThumbsDown], responses=EXPORT_RESPONSES,
+            operation_id="list_thumbs_down")
+async def thumbs_down(
+    records: RecordsDep, response: Response, limit: Annotated[int, Query(ge=1, le=MAX_REPORT)] = 100,
+    fmt: FormatQuery = None,
+) -> list[ThumbsDown] | Response:
+    """The thumbs-down votes, newest first: the question, the reason and comment, and the answer with its
+    citation as the index had them."""
+    found = [ThumbsDown.model_validate(asdict(vote)) for vote in await records.run(records.down_votes, limit)]
+    if fmt is not None:
+        return download("thumbs-down", fmt, found, THUMBS_DOWN_CSV, _thumbs_down_row)
+    response.headers["Cache-Control"] = NO_STORE
+    return found
+
+
+THUMBS_DOWN_CSV = ("id", "created_at", "question", "reason", "comment", "answer", "doc_id", "title", "section",
+                   "start", "end", "source")
+
+
+def _thumbs_down_row(vote: ThumbsDown) -> tuple:
+    cited = vote.citation
+    return (vote.id, vote.created_at, vote.question, vote.reason, vote.comment, vote.answer, cited.doc_id,
+            cited.title, cited.section, cited.start, cited.end, cited.source)
+
+
+def _most_asked(records: Records, limit: int) -> list[review.AskedGroup]:
+    _flushed(records)
+    return review.most_asked(records, limit)
+
+
+@router.get("/v1/admin/most-asked", response_model=list[AskedGroup], operation_id="list_most_asked")
+async def most_asked(records: RecordsDep, response: Response,
+                     limit: Annotated[int, Query(ge=1, le=MAX_REPORT)] = 20) -> list[AskedGroup]:
+    """The questions asked most often (``/v1/ask``, answered or not), grouped by similar wording."""
+    found = [AskedGroup.model_validate(asdict(group)) for group in await records.run(_most_asked, records, limit)]
+    response.headers["Cache-Control"] = NO_STORE
+    return found
 
 
 @router.delete("/v1/admin/queries", response_model=PurgeResponse, operation_id="purge_queries")
