@@ -71,9 +71,12 @@ $(NODE_STAMP): package.json package-lock.json
 test: setup browser node
 	$(BIN)/python -m pytest
 
-# Refreshes docs/widget.png: the panel with an answer, from the browser test that asks.
+# Refreshes the README's pictures from the browser tests: docs/widget.png (an answer), docs/widget-start.png
+# (the empty panel), docs/widget-choice.png (a misspelt name's choices) and docs/admin.png (the review page).
 screenshot: setup browser node
 	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget.py -k see_an_answer
+	QA_WIDGET_SCREENSHOT=docs/widget.png $(BIN)/python -m pytest -q tests/qa_service/test_widget_help.py \
+	  -k "1280px and (empty_panel or misspelt_name_offers)"
 	QA_ADMIN_SCREENSHOT=docs/admin.png $(BIN)/python -m pytest -q tests/qa_service/test_admin_page.py -k "shows_what and desktop"
 
 eval: index

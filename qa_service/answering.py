@@ -32,7 +32,8 @@ from .reranking import CrossEncoderReranker
 from .subjects import SubjectFinder, SubjectMatch
 from .provenance import code_version, config_hash
 from .retrieval import Candidate, HybridRetriever, SubjectNarrowing, SubjectQuery, minmax
-from .results import Answer, AskResult, Citation, Hit, Meta, Passage, SearchResult, Source, passage_id
+from .coverage import Coverage, coverage_of, said
+from .results import Answer, AskResult, Choice, Citation, Hit, Meta, Passage, SearchResult, Source, passage_id
 from .scope import DEFAULT_OPTIONS, Collapse, QueryOptions, Scope, ScopeResolver, SubjectsMode
 from .settings import AnswerSettings, ServiceSettings
 
@@ -253,6 +254,7 @@ class Answerer:
         self._units: list[Unit | None] = [None] * len(bundle.units)
         self._doc_units = [bundle.unit_range(doc_id) for doc_id in bundle.doc_ids]
         self.scopes = ScopeResolver(bundle)
+        self._coverage: Coverage | None = None
         self.meta = Meta(
             index_version=self.index_version,
             models={"embedding": bundle.manifest.embed_model,
@@ -645,6 +647,21 @@ class Answerer:
         return Reading([], scored, subjects, candidates, ranker_logits=logits, reader_logits=reader_logits,
                        query=query, narrowed_to=None if passage_docs is None else list(passage_docs))
 
+    def _subjects_of_each(self, doc_ids: list[str]) -> list[str]:
+        """The main subject of each document (as the notice names them), each once."""
+        return list(dict.fromkeys(s[0] for d in dict.fromkeys(doc_ids) if (s := self.subjects.subjects_of(d))))
+
+    def coverage(self) -> Coverage:
+        """What this index covers: its subjects, its document count, example questions (worked out once)."""
+        if self._coverage is None:
+            self._coverage = coverage_of(self.bundle.documents, self.subjects)
+        return self._coverage
+
+    def _what_they_are_about(self) -> str:
+        """"; they are about A, B and C": what a question may name instead (nothing without subjects)."""
+        names = self.coverage().subjects
+        return f"; they are about {said(names)}" if names else ""
+
     def _several_subjects_notice(self, doc_ids: list[str]) -> str | None:
         """When a question names no subject and its answers come from documents about
         different ones (no subject in common), say so: the reader must pick the right one."""
@@ -652,10 +669,9 @@ class Answerer:
         for i, a in enumerate(docs):
             for b in docs[i + 1:]:
                 if self.subjects.same_subject(a, b) is False:
-                    names = [self.subjects.subjects_of(d)[0] for d in docs if self.subjects.subjects_of(d)]
                     return (
                         "No medicine was named: these answers come from documents about different ones ("
-                        + ", ".join(dict.fromkeys(names)) + ")."
+                        + ", ".join(self._subjects_of_each(docs)) + ")."
                     )
         return None
 
@@ -725,11 +741,12 @@ class Answerer:
         candidates = 0 if reading.candidates is None else len(reading.candidates.features)
         explain = self._explain_reading(reading, options) if options.explain else None
 
-        def declined(reason: str) -> AskResult:
+        def declined(reason: str, choices: list[Choice] | None = None) -> AskResult:
             return AskResult(
                 question=question,
                 answered=False,
                 reason=reason,
+                choices=choices or [],
                 subjects=subjects,
                 answers=[],
                 took_ms=(time.perf_counter() - began) * 1000,
@@ -741,9 +758,11 @@ class Answerer:
         if reading.narrowed_to == [] and reading.query is None:
             return declined("no document matches the filter")
         if reading.unknown_subjects:
-            return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}")
+            return declined(f"the documents do not mention {', '.join(reading.unknown_subjects)}"
+                            + self._what_they_are_about())
         if reading.ambiguous:
-            return declined(reading.ambiguous)
+            return declined(reading.ambiguous, [Choice(word, list(names))
+                                                for word, names in reading.subjects.ambiguous.items()])
         found = reading.spans
         documents = self.bundle.documents
 
@@ -781,12 +800,16 @@ class Answerer:
             )
         heard = {item.candidate.chunk.doc_id for item in chosen}
         named = reading.subjects.doc_ids if subjects and doc_ids is None else (doc_ids or [])
+        answered_from = [a.citation.doc_id for a in answers]
+        notice = None if subjects else self._several_subjects_notice(answered_from)
+        notice_subjects = self._subjects_of_each(answered_from)
         silent = [Source(d, documents[d].title) for d in sorted(named) if d not in heard and d in documents]
         return AskResult(
             question=question,
             answered=True,
             subjects=subjects,
-            notice=None if subjects else self._several_subjects_notice([a.citation.doc_id for a in answers]),
+            notice=notice,
+            notice_subjects=notice_subjects if notice else [],
             answers=answers,
             silent=silent if len(silent) <= MAX_SILENT else [],
             took_ms=(time.perf_counter() - began) * 1000,

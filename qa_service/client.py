@@ -38,8 +38,8 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from .api.schemas import (
-    AskBatchItem, AskBatchLine, AskResponse, Citation, CitedSpan, DocumentDetail, DocumentSummary, FeedbackReason,
-    FeedbackResponse, FilterSpec, PassageResponse, SearchBatchItem, SearchBatchLine, SearchResponse,
+    AskBatchItem, AskBatchLine, AskResponse, Citation, CitedSpan, CoverageResponse, DocumentDetail, DocumentSummary,
+    FeedbackReason, FeedbackResponse, FilterSpec, PassageResponse, SearchBatchItem, SearchBatchLine, SearchResponse,
 )
 
 __all__ = ["DEFAULT_TIMEOUT_S", "OPERATIONS", "QAClient", "QAError"]
@@ -56,6 +56,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "ask_batch": ("POST", "/v1/ask/batch"),
     "list_documents": ("GET", "/v1/documents"),
     "get_document": ("GET", "/v1/documents/{doc_id}"),
+    "get_coverage": ("GET", "/v1/coverage"),
     "send_feedback": ("POST", "/v1/feedback"),
 }
 """operationId: (HTTP method, path) of every operation the client calls; its methods bear these names."""
@@ -219,6 +220,10 @@ class QAClient:
     def get_document(self, doc_id: str) -> DocumentDetail:
         """``GET /v1/documents/{doc_id}``: one document with its canonical text (what offsets index)."""
         return self._call("get_document", DocumentDetail, path={"doc_id": doc_id})
+
+    def get_coverage(self) -> CoverageResponse:
+        """``GET /v1/coverage``: the medicines the documents are about, how many documents, example questions."""
+        return self._call("get_coverage", CoverageResponse)
 
     # --- feedback --------------------------------------------------------------------------------
 

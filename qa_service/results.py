@@ -92,6 +92,17 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """A word of a question that could be several names: the question asked again with one of them
+    in its place is no longer in doubt."""
+
+    word: str
+    """The word as the question wrote it ("zoriaizia")."""
+    names: list[str]
+    """The names it could be, as the documents write them."""
+
+
+@dataclass(frozen=True, slots=True)
 class AskResult:
     """The answers to a question, or why there are none (``answered`` False and a ``reason``)."""
 
@@ -104,6 +115,10 @@ class AskResult:
     """Medicines or topics the question names; the answers come from the documents about them."""
     notice: str | None = None
     """A caution for the reader, e.g. that no medicine was named and the answers are about several."""
+    notice_subjects: list[str] = field(default_factory=list)
+    """With that notice: the medicines the answers are about (ask again narrowed to one of them)."""
+    choices: list[Choice] = field(default_factory=list)
+    """When declined as ambiguous: each word in doubt and the names it could be."""
     silent: list[Source] = field(default_factory=list)
     """Documents about the medicine the question names that hold no answer to it clearing the
     confidence bar: they are silent on the question (not shown, not guessed from)."""

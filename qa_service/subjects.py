@@ -79,8 +79,11 @@ class SubjectFinder:
         self.chunk_docs = np.array(chunk_docs or [], dtype=object)
         self._docs: dict[tuple[str, ...], list[str]] = {}
         self._name: dict[tuple[str, ...], str] = {}
+        self._forms: dict[tuple[str, ...], list[str]] = {}
+        """Every way the documents write each subject."""
         self._by_term: dict[str, set[tuple[str, ...]]] = {}
         self._of_doc: dict[str, set[tuple[str, ...]]] = {}
+        self._of_doc_order: dict[str, list[tuple[str, ...]]] = {}
         self._guessed: set[tuple[str, ...]] = set()
         """Subjects some document holds by a guess (its title), not by declaration."""
         single: dict[str, tuple[str, ...]] = {}
@@ -94,7 +97,9 @@ class SubjectFinder:
                     self._guessed.add(key)
                 self._docs.setdefault(key, []).append(doc_id)
                 self._name.setdefault(key, subject)
+                self._forms.setdefault(key, []).append(subject)
                 self._of_doc.setdefault(doc_id, set()).add(key)
+                self._of_doc_order.setdefault(doc_id, []).append(key)
                 for term in key:
                     self._by_term.setdefault(term, set()).add(key)
                 words = subject.split()
@@ -103,6 +108,19 @@ class SubjectFinder:
         self._single = single
         self._mentions: dict[tuple[str, ...], int] = {}
         self._single_names = list(single)
+
+    def names(self) -> list[str]:
+        """Every subject of the documents once, as written (a capitalised form where one is:
+        "Baclosan" over "baclosan"), in alphabetical order."""
+        shown = [next((f for f in forms if f[:1].isupper()), forms[0]) for forms in self._forms.values()]
+        return sorted(shown, key=str.casefold)
+
+    def display_name(self, doc_id: str) -> str | None:
+        """The first subject of a document (its own order: the main one first), as :meth:`names` shows it."""
+        for key in self._of_doc_order.get(doc_id, ()):
+            forms = self._forms[key]
+            return next((f for f in forms if f[:1].isupper()), forms[0])
+        return None
 
     def subjects_of(self, doc_id: str) -> list[str]:
         """A document's subjects, as written."""

@@ -142,6 +142,13 @@ class AskRequest(QueryFlags):
         return value
 
 
+class Choice(BaseModel):
+    """A word of the question as near to several names as to one: ask again with one in its place."""
+
+    word: str = Field(description="The word as the question wrote it.")
+    names: list[str] = Field(description="The names it could be, as the documents write them.")
+
+
 class AskResponse(BaseModel):
     question: str
     answered: bool
@@ -152,6 +159,14 @@ class AskResponse(BaseModel):
     )
     notice: str | None = Field(
         None, description="A caution for the reader, e.g. that no medicine was named and the answers are about several."
+    )
+    notice_subjects: list[str] = Field(
+        default_factory=list,
+        description="With that notice: the medicines the answers are about (ask again with filter.subject one of them).",
+    )
+    choices: list[Choice] = Field(
+        default_factory=list,
+        description="When the question was declined as ambiguous: each word in doubt and the names it could be.",
     )
     answers: list[Answer]
     silent: list[Source] = Field(
@@ -243,6 +258,16 @@ class DocumentSummary(BaseModel):
     length: int
     sections: list[str]
     subjects: list[str] = Field(default_factory=list, description="What the document is about: its medicines' or topic's names.")
+
+
+class CoverageResponse(BaseModel):
+    """What the index covers, for a newcomer: its medicines, its documents, what it can be asked."""
+
+    subjects: list[str] = Field(description="Every medicine or topic the documents are about, alphabetically.")
+    documents: int = Field(description="How many documents are indexed.")
+    examples: list[str] = Field(
+        description="Example questions, built from the sections the documents have (overdose, missed dose, "
+        "storage, side effects, ...), each naming a medicine whose document has that section.")
 
 
 class DocumentDetail(DocumentSummary):

@@ -8,6 +8,11 @@
  * Everything lives in the open shadow root of <div id="drugqa-widget">. Every string that
  * comes from the API is rendered as text (createElement + textContent / text nodes only),
  * and no inline style is used anywhere: visibility is switched with the `hidden` attribute.
+ *
+ * The empty panel says what the index covers (GET /v1/coverage: its medicines, its document
+ * count, example questions to click). The conversation is kept in sessionStorage as data (the
+ * questions and the API's replies, never HTML) and drawn again, as text, after a reload in the
+ * same tab; "New conversation" forgets it.
  */
 (function () {
   'use strict';
@@ -22,13 +27,27 @@
   const CONFIDENCE_LEVELS = new Set(['strong', 'moderate', 'weak']);
   const UNREACHABLE = "The service can't be reached right now.";
   const UNREADABLE = 'The service sent a reply the assistant cannot read.';
+  const RELOADED = 'No answer came before the page was reloaded.';
+  const STORE_KEY = 'drugqa-conversation';
+  const STORE_VERSION = 1;
+  const MAX_STORED_TURNS = 30;
+  const MAX_NAMES_SHOWN = 12;
+  const REASONS = [
+    ['wrong_medicine', 'Wrong medicine'],
+    ['wrong_section', 'Wrong section'],
+    ['outdated', 'Outdated'],
+    ['other', 'Other'],
+  ];
 
   const script = document.currentScript || lastWidgetScript();
   const config = readConfig(script);
-  const state = { busy: false, inflight: null, docToken: 0, docOpener: null, seq: 0 };
+  const state = { busy: false, inflight: null, docToken: 0, docOpener: null, seq: 0, coverage: null };
+  /** The conversation as data: one record a turn ({question, subject, result | error, votes}). */
+  let turns = [];
   const docCache = new Map();
   const copyTimers = new WeakMap();
   const sending = new WeakSet();
+  const closeReasonForms = new WeakMap();
   let ui = null;
 
   if (document.body) init();
@@ -114,6 +133,8 @@
     if (document.getElementById('drugqa-widget')) return;
     ui = buildUi();
     bindEvents();
+    restoreConversation();
+    updateStart();
     if (config.open) setOpen(true, false);
   }
 
@@ -130,6 +151,13 @@
     u.log = el('div', {
       class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Conversation',
     });
+    u.startIntro = el('p', { class: 'start-intro', text: 'Ask a question about a medicine: every answer is quoted from the documents, with its source.' });
+    u.startCovers = el('p', { class: 'start-covers', hidden: true });
+    u.examplesLabel = el('p', { class: 'examples-label', id: 'drugqa-examples-label', text: 'For example:', hidden: true });
+    u.examples = el('ul', { class: 'examples', 'aria-labelledby': 'drugqa-examples-label', hidden: true });
+    u.start = el('div', { class: 'start', role: 'region', 'aria-label': 'What you can ask' }, [
+      u.startIntro, u.startCovers, u.examplesLabel, u.examples,
+    ]);
     u.docTitle = el('h3', { class: 'document-title' });
     u.back = button('back', 'Back to answers');
     u.docText = el('div', { class: 'document-text', tabindex: '0' });
@@ -148,7 +176,7 @@
       class: 'panel', id: PANEL_ID, role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': TITLE_ID, hidden: true,
     }, [
       el('header', { class: 'panel-header' }, [u.title, u.newConversation, u.close]),
-      el('div', { class: 'panel-body' }, [u.log, u.docView]),
+      el('div', { class: 'panel-body' }, [u.start, u.log, u.docView]),
       u.form,
       el('p', { class: 'disclaimer', text: 'Answers are quotations from the documents, not medical advice.' }),
       u.announcer,
@@ -175,7 +203,9 @@
       if (event.key !== 'Escape') return;
       event.preventDefault();
       event.stopPropagation();
-      if (!ui.docView.hidden) closeDocument(true);
+      const form = event.target.closest && event.target.closest('.reason-form');
+      if (form && !form.hidden && closeReasonForms.has(form)) closeReasonForms.get(form)(true);
+      else if (!ui.docView.hidden) closeDocument(true);
       else setOpen(false, true);
     });
   }
@@ -184,6 +214,7 @@
     ui.panel.hidden = !open;
     ui.launcher.setAttribute('aria-expanded', String(open));
     if (open) {
+      loadCoverage();
       if (moveFocus) ui.input.focus();
     } else {
       closeDocument(false);
@@ -195,7 +226,110 @@
     if (state.inflight) state.inflight.abort();
     closeDocument(false);
     ui.log.replaceChildren();
+    turns = [];
+    saveConversation();
+    updateStart();
     ui.input.focus();
+  }
+
+  // --- the start: what the index covers --------------------------------------------------
+
+  /** The start shows while the conversation is empty. */
+  function updateStart() {
+    ui.start.hidden = ui.log.childElementCount > 0;
+  }
+
+  /** GET /v1/coverage, once it answers (asked again on the next opening after a failure). */
+  async function loadCoverage() {
+    if (state.coverage) return;
+    state.coverage = 'loading';
+    let data = null;
+    try {
+      const result = await callApi('GET', '/v1/coverage');
+      if (result.ok) data = result.data;
+    } catch (_) {
+      data = null;
+    }
+    const readable = data && Array.isArray(data.subjects) && Number.isInteger(data.documents) && Array.isArray(data.examples);
+    state.coverage = readable ? data : null;
+    if (readable) renderCoverage(data);
+  }
+
+  function namesSaid(names) {
+    if (names.length > MAX_NAMES_SHOWN) {
+      const rest = names.length - MAX_NAMES_SHOWN;
+      return `${names.slice(0, MAX_NAMES_SHOWN).join(', ')} and ${rest} other${rest > 1 ? 's' : ''}`;
+    }
+    if (names.length <= 1) return names.join('');
+    return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  }
+
+  function renderCoverage(data) {
+    const names = data.subjects.map(String);
+    const count = data.documents;
+    const documents = `${count} document${count === 1 ? '' : 's'}`;
+    ui.startCovers.textContent = names.length
+      ? `Its ${documents} ${count === 1 ? 'is' : 'are'} about ${namesSaid(names)}.`
+      : `It has ${documents}.`;
+    ui.startCovers.hidden = false;
+    const examples = data.examples.map(String).filter((q) => q.trim());
+    ui.examples.replaceChildren(...examples.map((question) => {
+      const example = button('example', question);
+      example.addEventListener('click', () => askNew(question, null));
+      return el('li', {}, [example]);
+    }));
+    ui.examples.hidden = ui.examplesLabel.hidden = !examples.length;
+  }
+
+  // --- memory: the conversation, kept in this tab ---------------------------------------
+
+  function storageKey() {
+    return `${STORE_KEY}:${config.api}`;
+  }
+
+  function saveConversation() {
+    let kept = turns.slice(-MAX_STORED_TURNS);
+    while (true) {
+      try {
+        if (kept.length) window.sessionStorage.setItem(storageKey(), JSON.stringify({ v: STORE_VERSION, turns: kept }));
+        else window.sessionStorage.removeItem(storageKey());
+        return;
+      } catch (_) {
+        if (!kept.length) return; // no storage here (disabled, sandboxed): the conversation lives with the page
+        kept = kept.slice(1); // full: the oldest turns go first
+      }
+    }
+  }
+
+  /** The turns stored by this tab, drawn again from their data (as text, as when they came). */
+  function restoreConversation() {
+    let stored = null;
+    try {
+      stored = JSON.parse(window.sessionStorage.getItem(storageKey()) || 'null');
+    } catch (_) {
+      stored = null;
+    }
+    if (!stored || stored.v !== STORE_VERSION || !Array.isArray(stored.turns)) return;
+    for (const item of stored.turns) {
+      if (!item || typeof item.question !== 'string' || !item.question.trim()) continue;
+      const record = {
+        question: item.question,
+        subject: typeof item.subject === 'string' ? item.subject : null,
+        votes: item.votes && typeof item.votes === 'object' ? item.votes : {},
+      };
+      if (item.result && typeof item.result === 'object') record.result = item.result;
+      else if (typeof item.error === 'string') record.error = item.error;
+      turns.push(record);
+      const turn = startTurn(record);
+      let block;
+      try {
+        if (record.result) block = renderResult(turn, record, record.result);
+        else block = renderError(turn, record, record.error || RELOADED);
+      } catch (_) {
+        block = renderError(turn, record, UNREADABLE);
+      }
+      turn.append(block);
+    }
   }
 
   function announce(text) {
@@ -259,14 +393,30 @@
 
   function onSubmit(event) {
     event.preventDefault();
-    const question = ui.input.value.trim();
-    if (!question || state.busy) return;
-    const turn = el('div', { class: 'turn' }, [el('p', { class: 'turn-question', text: question })]);
-    ui.log.append(turn);
-    ask(turn, question);
+    askNew(ui.input.value.trim(), null);
   }
 
-  async function ask(turn, question) {
+  /** Asks ``question`` as a new turn (only of the documents about ``subject``, when given). */
+  function askNew(question, subject) {
+    if (!question || state.busy) return;
+    const record = { question, subject, votes: {} };
+    turns.push(record);
+    saveConversation();
+    ask(startTurn(record), record);
+  }
+
+  function startTurn(record) {
+    const turn = el('div', { class: 'turn' }, [
+      el('p', { class: 'turn-question', text: record.question }),
+      record.subject ? el('p', { class: 'turn-scope', text: `Only the documents about ${record.subject}` }) : null,
+    ]);
+    ui.log.append(turn);
+    updateStart();
+    return turn;
+  }
+
+  async function ask(turn, record) {
+    const question = record.question;
     state.busy = true;
     ui.send.disabled = true;
     ui.panel.setAttribute('aria-busy', 'true');
@@ -279,10 +429,16 @@
     let block;
     try {
       // highlight: each answer comes with the offsets of the query terms the service matched in it
-      result = await callApi('POST', '/v1/ask', { question, top_k: 5, highlight: true }, controller.signal);
-      block = renderResult(turn, question, result);
+      const body = { question, top_k: 5, highlight: true };
+      if (record.subject) body.filter = { subject: [record.subject] };
+      result = await callApi('POST', '/v1/ask', body, controller.signal);
+      block = renderResult(turn, record, result);
+      delete record.error;
+      record.result = { ok: result.ok, status: result.status, data: result.data };
     } catch (_) {
-      block = renderError(turn, question, result ? UNREADABLE : UNREACHABLE);
+      block = renderError(turn, record, result ? UNREADABLE : UNREACHABLE);
+      delete record.result;
+      record.error = result ? UNREADABLE : UNREACHABLE;
     } finally {
       working.remove();
       state.busy = false;
@@ -291,42 +447,77 @@
       ui.panel.removeAttribute('aria-busy');
     }
     if (!turn.isConnected) return; // the conversation was cleared meanwhile
+    saveConversation();
     turn.append(block);
     ui.log.scrollTop = Math.max(0, turn.offsetTop - 8); // the newest exchange, from its question
     if (ui.input.value.trim() === question) ui.input.value = '';
     if (!ui.panel.hidden && ui.docView.hidden) ui.input.focus();
   }
 
-  function renderResult(turn, question, result) {
-    if (!result.ok) return renderError(turn, question, errorMessage(result));
+  function renderResult(turn, record, result) {
+    if (!result.ok) return renderError(turn, record, errorMessage(result));
     const data = result.data;
     if (!data || typeof data.answered !== 'boolean' || !Array.isArray(data.answers)) {
-      return renderError(turn, question, UNREADABLE);
+      return renderError(turn, record, UNREADABLE);
     }
-    if (data.answered && data.answers.length) return renderAnswers(question, data.answers, data);
-    return renderDeclined(data.reason);
+    if (data.answered && data.answers.length) return renderAnswers(record, data.answers, data);
+    return renderDeclined(record, data);
   }
 
-  function renderError(turn, question, message) {
+  function renderError(turn, record, message) {
     const retry = button('retry', 'Retry');
     const block = el('div', { class: 'turn-error', role: 'alert' }, [el('p', { text: message }), retry]);
     retry.addEventListener('click', () => {
       if (state.busy) return;
       block.remove();
-      ask(turn, question);
+      ask(turn, record);
     });
     return block;
   }
 
-  function renderDeclined(reason) {
-    return el('div', { class: 'turn-declined' }, [
-      el('p', { text: "The documents don't answer this question." }),
-      reason ? el('p', { class: 'reason', text: reason }) : null,
-      el('p', { text: "Try rephrasing it, for example with the medicine's name or a more specific term." }),
-    ]);
+  /** The choices of an ambiguous question as data: [{word, names}] with text only. */
+  function choicesOf(data) {
+    if (!Array.isArray(data.choices)) return [];
+    return data.choices
+      .filter((c) => c && typeof c.word === 'string' && c.word && Array.isArray(c.names))
+      .map((c) => ({ word: c.word, names: c.names.map(String).filter((n) => n.trim()) }))
+      .filter((c) => c.names.length);
   }
 
-  function renderAnswers(question, answers, data) {
+  /** ``question`` with every whole-word ``word`` (any case) replaced by ``name``. */
+  function replaceWord(question, word, name) {
+    const escaped = word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const pattern = new RegExp(`(^|[^\\p{L}\\p{N}])${escaped}(?=$|[^\\p{L}\\p{N}])`, 'giu');
+    const replaced = question.replace(pattern, (_, before) => before + name);
+    return replaced === question ? `${question} (${name})` : replaced;
+  }
+
+  function renderDeclined(record, data) {
+    const choices = choicesOf(data);
+    const block = el('div', { class: 'turn-declined' }, [
+      el('p', { text: "The documents don't answer this question." }),
+      data.reason ? el('p', { class: 'reason', text: String(data.reason) }) : null,
+    ]);
+    for (const choice of choices) {
+      const labelId = nextId('choices');
+      const group = el('div', { class: 'choices', role: 'group', 'aria-labelledby': labelId }, [
+        el('p', { class: 'choices-label', id: labelId, text: `Which did you mean by “${choice.word}”?` }),
+      ]);
+      for (const name of choice.names) {
+        const pick = button('choice', name);
+        pick.addEventListener('click', () => askNew(replaceWord(record.question, choice.word, name), record.subject));
+        group.append(pick);
+      }
+      block.append(group);
+    }
+    if (!choices.length) {
+      block.append(el('p', { text: "Try rephrasing it, for example with the medicine's name or a more specific term." }));
+    }
+    return block;
+  }
+
+  function renderAnswers(record, answers, data) {
+    const question = record.question;
     const groups = new Map();
     for (const answer of answers) {
       const docId = String(answer.citation.doc_id);
@@ -340,6 +531,20 @@
       container.append(el('p', { class: 'subjects-note', text: `About ${subjects.join(' and ')}: answers from the documents about ${subjects.length > 1 ? 'them' : 'it'}.` }));
     } else if (data && data.notice) {
       container.append(el('p', { class: 'subjects-note warning', role: 'note', text: String(data.notice) }));
+      const names = Array.isArray(data.notice_subjects) ? data.notice_subjects.map(String).filter((n) => n.trim()) : [];
+      if (names.length > 1 && !record.subject) {
+        // One chip a medicine: the same question, asked of that medicine's documents only.
+        const labelId = nextId('narrow');
+        const chips = el('div', { class: 'narrow', role: 'group', 'aria-labelledby': labelId }, [
+          el('p', { class: 'narrow-label', id: labelId, text: 'Ask about one of them:' }),
+        ]);
+        for (const name of names) {
+          const chip = button('chip', name);
+          chip.addEventListener('click', () => askNew(question, name));
+          chips.append(chip);
+        }
+        container.append(chips);
+      }
     }
     if (groups.size > 1) {
       container.append(el('p', {
@@ -350,7 +555,7 @@
       const group = el('div', { class: 'source-group', 'data-doc-id': docId }, [
         el('h3', { class: 'source-title', text: list[0].citation.title || docId }),
       ]);
-      for (const answer of list) group.append(renderAnswer(question, answer));
+      for (const answer of list) group.append(renderAnswer(record, answer));
       container.append(group);
     }
     const silent = Array.isArray(data && data.silent) ? data.silent : [];
@@ -364,7 +569,13 @@
     return container;
   }
 
-  function renderAnswer(question, answer) {
+  function voteKey(answer) {
+    const c = answer.citation;
+    return `${c.doc_id}:${c.start}-${c.end}`;
+  }
+
+  function renderAnswer(record, answer) {
+    const question = record.question;
     const citation = answer.citation;
     const passage = answer.passage || { text: answer.text, start: citation.start, end: citation.end };
     const confidence = String(answer.confidence || '');
@@ -376,9 +587,16 @@
     const showPassage = button('show-passage', 'Show passage', { 'aria-expanded': 'false', 'aria-controls': passageId });
     const openDoc = button('open-document', 'Open document');
     const copy = button('copy', 'Copy');
-    const up = iconButton('vote-up', thumbIcon(false), { 'aria-label': 'Helpful', 'aria-pressed': 'false' });
-    const down = iconButton('vote-down', thumbIcon(true), { 'aria-label': 'Not helpful', 'aria-pressed': 'false' });
+    const voted = record.votes ? record.votes[voteKey(answer)] : null;
+    const up = iconButton('vote-up', thumbIcon(false), { 'aria-label': 'Helpful', 'aria-pressed': String(voted === 'up') });
+    const formId = nextId('reason');
+    const down = iconButton('vote-down', thumbIcon(true), {
+      'aria-label': 'Not helpful', 'aria-pressed': String(voted === 'down'), 'aria-expanded': 'false', 'aria-controls': formId,
+    });
     const status = el('span', { class: 'feedback-status', role: 'status' });
+    const controls = { up, down, status };
+    const reasonForm = buildReasonForm(formId, down, (reason, comment) =>
+      sendFeedback(record, answer, 'down', controls, reason, comment));
 
     showPassage.addEventListener('click', () => {
       const show = passageBox.hidden;
@@ -388,8 +606,14 @@
     });
     openDoc.addEventListener('click', () => openDocument(answer, openDoc));
     copy.addEventListener('click', () => copyAnswer(answer, copy));
-    up.addEventListener('click', () => sendFeedback(question, answer, 'up', { up, down, status }));
-    down.addEventListener('click', () => sendFeedback(question, answer, 'down', { up, down, status }));
+    up.addEventListener('click', () => {
+      reasonForm.close(false);
+      sendFeedback(record, answer, 'up', controls, null, null);
+    });
+    down.addEventListener('click', () => {
+      if (reasonForm.form.hidden) reasonForm.open();
+      else reasonForm.close(false);
+    });
 
     return el('article', { class: 'answer', 'data-doc-id': String(citation.doc_id) }, [
       el('blockquote', { class: 'answer-text' }, markHighlights(answer.text, answer.highlights, citation.start)),
@@ -400,8 +624,61 @@
       el('div', { class: 'actions' }, [
         showPassage, openDoc, copy, el('span', { class: 'votes', role: 'group', 'aria-label': 'Was this answer helpful?' }, [up, down]), status,
       ]),
+      reasonForm.form,
       passageBox,
     ]);
+  }
+
+  /** The short form a thumbs-down opens: what was wrong (one of four, or not said) and an optional
+   *  comment; ``send(reason, comment)`` on Send, nothing on Cancel or Escape. */
+  function buildReasonForm(id, opener, send) {
+    const legendId = nextId('legend');
+    const radios = REASONS.map(([value, label]) => {
+      const input = el('input', { type: 'radio', name: id + '-choice', value, class: 'reason-choice' });
+      return { input, label: el('label', { class: 'reason-option' }, [input, document.createTextNode(label)]) };
+    });
+    const commentId = nextId('comment');
+    const comment = el('textarea', { id: commentId, class: 'reason-comment', rows: '2', maxlength: '2000' });
+    const submit = el('button', { type: 'submit', class: 'send-reason', text: 'Send' });
+    const cancel = button('cancel-reason', 'Cancel');
+    const form = el('form', { class: 'reason-form', id, hidden: true, 'aria-labelledby': legendId }, [
+      el('fieldset', { class: 'reason-choices' }, [
+        el('legend', { id: legendId, text: 'What was wrong with this answer?' }),
+        ...radios.map((r) => r.label),
+      ]),
+      el('label', { class: 'reason-comment-label', for: commentId, text: 'Comment (optional)' }),
+      comment,
+      el('div', { class: 'reason-actions' }, [submit, cancel]),
+    ]);
+    const handle = {
+      form,
+      open() {
+        form.hidden = false;
+        opener.setAttribute('aria-expanded', 'true');
+        radios[0].input.focus();
+      },
+      close(restoreFocus) {
+        if (form.hidden) return;
+        form.hidden = true;
+        opener.setAttribute('aria-expanded', 'false');
+        if (restoreFocus) opener.focus();
+      },
+    };
+    closeReasonForms.set(form, (restoreFocus) => handle.close(restoreFocus));
+    cancel.addEventListener('click', () => handle.close(true));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const checked = radios.find((r) => r.input.checked);
+      const text = comment.value.trim();
+      // (Send stays enabled and focused while it is sent: a second press is ignored, see sendFeedback)
+      const sent = await send(checked ? checked.input.value : null, text || null);
+      if (sent) {
+        for (const r of radios) r.input.checked = false;
+        comment.value = '';
+        handle.close(true);
+      }
+    });
+    return handle;
   }
 
   // --- highlighting --------------------------------------------------------------------
@@ -542,21 +819,28 @@
 
   // --- feedback ------------------------------------------------------------------------
 
-  async function sendFeedback(question, answer, vote, controls) {
+  /** Sends a vote (a down one with its reason and comment, when given); resolves to whether it was stored. */
+  async function sendFeedback(record, answer, vote, controls, reason, comment) {
     const { up, down, status } = controls;
-    if (sending.has(status)) return; // one vote at a time per answer (buttons stay focusable)
+    if (sending.has(status)) return false; // one vote at a time per answer (buttons stay focusable)
     sending.add(status);
     status.textContent = '';
     try {
-      const result = await callApi('POST', '/v1/feedback', {
-        question, citation: answer.citation, answer: answer.text, vote, comment: null,
-      });
+      const body = { question: record.question, citation: answer.citation, answer: answer.text, vote, comment: comment || null };
+      if (reason) body.reason = reason;
+      const result = await callApi('POST', '/v1/feedback', body);
       if (!result.ok) throw new Error(errorMessage(result));
       up.setAttribute('aria-pressed', String(vote === 'up'));
       down.setAttribute('aria-pressed', String(vote === 'down'));
       status.textContent = 'Thanks for the feedback.';
+      if (record.votes) {
+        record.votes[voteKey(answer)] = vote;
+        if (turns.includes(record)) saveConversation();
+      }
+      return true;
     } catch (_) {
       status.textContent = 'Feedback could not be sent.';
+      return false;
     } finally {
       sending.delete(status);
     }

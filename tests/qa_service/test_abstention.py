@@ -4,6 +4,7 @@ import pytest
 
 from qa_service.abstention import confidence_label
 from qa_service.answering import Answerer
+from qa_service.coverage import said
 import numpy as np
 
 from qa_service.ranking import FEATURES, AnswerRanker
@@ -29,7 +30,9 @@ def test_medicines_the_corpus_never_mentions_are_detected(answerer: Answerer, qu
 def test_unknown_drug_question_is_declined_with_the_reason(answerer: Answerer) -> None:
     response = answerer.ask("How much metformin can a diabetic take?")
     assert not response.answered and response.answers == []
-    assert response.reason == "the documents do not mention metformin"
+    # and what it may ask about instead: the medicines the index covers
+    assert response.reason == f"the documents do not mention metformin; they are about {said(answerer.coverage().subjects)}"
+    assert answerer.coverage().subjects and all(name in response.reason for name in answerer.coverage().subjects)
 
 
 def test_off_topic_question_is_declined(answerer: Answerer) -> None:
@@ -84,6 +87,7 @@ def test_a_word_once_judged_is_not_encoded_again(seed_settings, embedder) -> Non
         second = fresh.ask("What is the usual dose of metformin?")
         assert encoder.encoded == encoded + 1
         assert not first.answered and not second.answered
-        assert first.reason == second.reason == "the documents do not mention metformin"
+        assert first.reason == second.reason
+        assert first.reason.startswith("the documents do not mention metformin; they are about ")
     finally:
         fresh.close()

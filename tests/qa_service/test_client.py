@@ -218,6 +218,8 @@ def test_each_method_returns_what_the_raw_http_call_returns(server: LiveServer, 
         document = qa.get_document(one.doc_id)
         assert dumped(document) == raw(client, "GET", f"/v1/documents/{one.doc_id}")
         assert document.text and document.doc_id == one.doc_id
+        covered = qa.get_coverage()
+        assert dumped(covered) == raw(client, "GET", "/v1/coverage") and covered.documents == len(documents)
 
         asked = qa.ask(QUESTION, top_k=5, highlight=True, explain=True, filter=FilterSpec(subject=one.subjects[:1]))
         body = {"question": QUESTION, "top_k": 5, "highlight": True, "explain": True,

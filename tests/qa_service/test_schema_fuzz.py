@@ -100,7 +100,7 @@ def test_the_fuzzed_schema_is_the_one_the_server_publishes(fuzz_server: LiveServ
     assert published.status_code == 200
     assert published.json() == APP_SCHEMA
     assert {path for path in APP_SCHEMA["paths"]} == {
-        "/healthz", "/readyz", "/metrics", "/v1/ask", "/v1/search", "/v1/feedback", "/v1/documents",
+        "/healthz", "/readyz", "/metrics", "/v1/ask", "/v1/search", "/v1/feedback", "/v1/documents", "/v1/coverage",
         "/v1/search/batch", "/v1/ask/batch", "/v1/passages/{passage_id}",
         "/v1/documents/{doc_id}", "/v1/admin/reload", "/v1/admin/feedback", "/v1/admin/unanswered",
         "/v1/admin/queries", "/v1/admin/unanswered/groups", "/v1/admin/thumbs-down", "/v1/admin/most-asked",

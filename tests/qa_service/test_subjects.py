@@ -240,3 +240,4 @@ def test_a_misspelling_as_near_two_medicines_is_declined_over_http_with_the_choi
         body = unsure.json()
         assert body["answered"] is False and body["answers"] == [] and body["subjects"] == []
         assert body["reason"] == "'zoriaizia' could be Zorarizia or Zorivizia: which one is meant?"
+        assert body["choices"] == [{"word": "zoriaizia", "names": ["Zorarizia", "Zorivizia"]}]  # the same, as data

@@ -326,6 +326,7 @@ def test_a_thumbs_down_is_stored_and_lists_the_question_as_unanswered(page: Page
     answer = last_turn_answers(page).locator("article.answer").first
     expect(answer).to_be_visible()
     answer.locator(".vote-down").click()
+    answer.locator(".reason-form .send-reason").click()  # the form a thumbs-down opens, sent without a reason
     expect(answer.locator(".feedback-status")).to_contain_text("Thanks")
     expect(answer.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
     expect(answer.locator(".vote-up")).to_have_attribute("aria-pressed", "false")
@@ -422,7 +423,9 @@ def test_with_api_keys_set_the_widget_sends_its_key(
         page.goto(host.page("keyless.html", other.url))
         ask(page, QUESTION)
         expect(page.locator("#drugqa-widget .turn-error")).to_contain_text("API key")
-        expect(page.locator("#drugqa-widget article.answer")).to_have_count(0)
+        # (the first page's turn is still there: the conversation follows the tab), and no answer in this one
+        expect(page.locator("#drugqa-widget .turn").last.locator("article.answer")).to_have_count(0)
+        expect(page.locator("#drugqa-widget .turn").last.locator(".turn-error")).to_contain_text("API key")
 
 
 def test_embedded_on_a_refused_origin_it_says_so(page: Page, host: HostSite, widget_settings: ServiceSettings) -> None:

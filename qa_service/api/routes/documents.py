@@ -1,12 +1,14 @@
-"""The indexed documents: the list, and one document's canonical text (what every offset indexes into)."""
+"""The indexed documents: the list, one document's canonical text (what every offset indexes into), and
+what they cover (their medicines, how many, example questions)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from ..deps import AnswererDep, require_api_key
 from ..errors import RESPONSES, problem
-from ..schemas import DocumentDetail, DocumentSummary
+from ..schemas import CoverageResponse, DocumentDetail, DocumentSummary
 
 router = APIRouter(tags=["documents"], dependencies=[Depends(require_api_key)],
                    responses=RESPONSES)
@@ -28,6 +30,14 @@ def _summary(document) -> DocumentSummary:  # noqa: ANN001 - ingest.documents.Do
 async def documents(answerer: AnswererDep) -> list[DocumentSummary]:
     """Every indexed document: id, title, source, length, section titles and subjects."""
     return [_summary(d) for d in answerer.bundle.documents.values()]
+
+
+@router.get("/v1/coverage", response_model=CoverageResponse, operation_id="get_coverage")
+async def coverage(answerer: AnswererDep) -> CoverageResponse:
+    """What the index covers: the medicines (subjects) its documents are about, how many documents, and a
+    few example questions built from the sections the documents have."""
+    # worked out once per index, in a worker thread (a large corpus has many section titles to read)
+    return CoverageResponse.model_validate(await run_in_threadpool(answerer.coverage), from_attributes=True)
 
 
 @router.get("/v1/documents/{doc_id}", response_model=DocumentDetail, operation_id="get_document")
