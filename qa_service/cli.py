@@ -309,6 +309,8 @@ def ask(
     if not response.answered:
         typer.echo(f"No answer in the documents: {response.reason}.")
         return
+    if response.notice:  # the answers are about different medicines and the question named none
+        typer.echo(f"Note: {response.notice}")
     for i, answer in enumerate(response.answers, start=1):
         c = answer.citation
         section = f", section \"{c.section}\"" if c.section else ""

@@ -38,6 +38,22 @@ SERVER_START_TIMEOUT = 120.0
 """Seconds a server may take to load the model and index on a busy 2-core machine."""
 
 
+# A second medicine's leaflet beside the seed corpus (all baclofen): answers about different medicines.
+SECOND_MEDICINE = (
+    "Corvalex 20 mg film-coated tablets: package leaflet\n\n"
+    "What Corvalex is and what it is used for\n\n"
+    "Corvalex contains the active substance corvalexin. Corvalex tablets are used to lower raised blood "
+    "pressure in adults.\n\n"
+    "How to store Corvalex\n\n"
+    "Store Corvalex tablets below 30 degrees in the original package to protect them from moisture. "
+    "Keep the tablets out of the sight and reach of children.\n\n"
+    "If you take more Corvalex than you should\n\n"
+    "If you take too many Corvalex tablets, contact your doctor or the nearest hospital emergency "
+    "department at once. Take the pack with you.\n"
+)
+SEVERAL_MEDICINES = "How should I store my tablets?"
+"""A question naming no medicine that both medicines' leaflets answer (the service's notice)."""
+
 def clean_env(**settings: str) -> dict[str, str]:
     """The environment for a process the tests start: no QA_ variable but ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}

@@ -22,28 +22,15 @@ from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer
+from tests.conftest import ADMIN_TOKEN, CORPUS, SECOND_MEDICINE, SEVERAL_MEDICINES, LiveServer
 from tests.qa_service import axe
 from tests.qa_service.axe import assert_no_axe_violations
 from tests.qa_service.browser import HostSite, ask, new_page
 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 360, "height": 740}}
 
-SECOND_MEDICINE = (
-    "Corvalex 20 mg film-coated tablets: package leaflet\n\n"
-    "What Corvalex is and what it is used for\n\n"
-    "Corvalex contains the active substance corvalexin. Corvalex tablets are used to lower raised blood "
-    "pressure in adults.\n\n"
-    "How to store Corvalex\n\n"
-    "Store Corvalex tablets below 30 degrees in the original package to protect them from moisture. "
-    "Keep the tablets out of the sight and reach of children.\n\n"
-    "If you take more Corvalex than you should\n\n"
-    "If you take too many Corvalex tablets, contact your doctor or the nearest hospital emergency "
-    "department at once. Take the pack with you.\n"
-)
 QUESTION = "How long does baclofen stay in the system?"
 DECLINED = "What's the maximum daily dose of ibuprofen?"
-SEVERAL_MEDICINES = "How should I store my tablets?"
 FOCUSABLE = "button, input, textarea, select, a[href], [tabindex]:not([tabindex='-1'])"
 
 

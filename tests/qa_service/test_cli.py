@@ -20,7 +20,7 @@ from ingest.embedding import resolve_model_path
 from qa_service.api import create_app
 from qa_service.evaluation import Floors, Outcome
 from qa_service.settings import ServiceSettings
-from tests.conftest import CORPUS, PYTHON, REPO, LiveServer, clean_env, read_line, wait_ready
+from tests.conftest import CORPUS, PYTHON, SECOND_MEDICINE, SEVERAL_MEDICINES, REPO, LiveServer, clean_env, read_line, wait_ready
 
 SEED_DOCS = {"baclosan-tablets-leaflet", "baclofen-how-long-in-system"}
 
@@ -109,6 +109,19 @@ def test_ask_human_readable_json_and_restricted_to_a_document(seed_settings: Ser
     declined = qa("ask", "What is the maximum dose of ibuprofen?", "--index", index)
     assert declined.returncode == 0
     assert declined.stdout.startswith("No answer in the documents:") and "ibuprofen" in declined.stdout
+
+
+def test_ask_says_the_notice_when_the_answers_are_about_different_medicines(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "corvalex-tablets-leaflet.txt").write_text(SECOND_MEDICINE, encoding="utf-8")
+    built = qa("ingest", str(corpus), "--index", str(tmp_path / "index"))
+    assert built.returncode == 0, built.stderr
+    raw = qa("ask", SEVERAL_MEDICINES, "--json", "--index", str(tmp_path / "index"))
+    body = json.loads(raw.stdout)
+    assert body["answered"] and body["notice"], body
+    human = qa("ask", SEVERAL_MEDICINES, "--index", str(tmp_path / "index"))
+    assert human.returncode == 0 and human.stdout.startswith(f"Note: {body['notice']}\n1. \""), human.stdout
 
 
 @pytest.mark.parametrize(
