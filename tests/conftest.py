@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -53,6 +54,19 @@ SECOND_MEDICINE = (
 )
 SEVERAL_MEDICINES = "How should I store my tablets?"
 """A question naming no medicine that both medicines' leaflets answer (the service's notice)."""
+
+
+def seed_corpus_plus(root: Path, embedder: Embedder, leaflets: dict[str, str] | None = None,
+                     **settings: object) -> ServiceSettings:
+    """Settings of an index built under ``root`` from a copy of the repo's corpus with ``leaflets``
+    (file name: text) added; ``settings`` beside the admin token."""
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    for name, text in (leaflets or {}).items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    built = ServiceSettings(corpus_dir=corpus, index_dir=root / "index", admin_token=ADMIN_TOKEN, **settings)
+    IndexBuilder(built, embedder).build()
+    return built
 
 def clean_env(**settings: str) -> dict[str, str]:
     """The environment for a process the tests start: no QA_ variable but ``settings``."""

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, SECOND_MEDICINE, SEVERAL_MEDICINES, LiveServer
+from tests.conftest import ADMIN_TOKEN, SECOND_MEDICINE, SEVERAL_MEDICINES, LiveServer, seed_corpus_plus
 from tests.qa_service import axe
 from tests.qa_service.axe import assert_no_axe_violations
 from tests.qa_service.browser import HostSite, ask, new_page
@@ -36,13 +34,8 @@ FOCUSABLE = "button, input, textarea, select, a[href], [tabindex]:not([tabindex=
 
 @pytest.fixture(scope="module")
 def a11y_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
-    root = tmp_path_factory.mktemp("a11y")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    (corpus / "corvalex-tablets-leaflet.txt").write_text(SECOND_MEDICINE, encoding="utf-8")
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=root / "index", admin_token=ADMIN_TOKEN)
-    IndexBuilder(settings, embedder).build()
-    return settings
+    return seed_corpus_plus(tmp_path_factory.mktemp("a11y"), embedder,
+                            {"corvalex-tablets-leaflet.txt": SECOND_MEDICINE})
 
 
 @pytest.fixture(scope="module")

@@ -32,17 +32,22 @@ AMBIGUOUS = "cetravine"
 """A misspelling as near to Cetrabine as to Cetrapine (found by asking): the service can't tell which."""
 
 
+def close_leaflets() -> dict[str, str]:
+    """The two leaflets, with sidecars declaring their medicine: file name -> text."""
+    files: dict[str, str] = {}
+    for name, (storage, missed, pregnancy) in CLOSE_NAMES.items():
+        leaflet = f"{name.lower()}-leaflet.txt"
+        files[leaflet] = (f"{name} 20 mg film-coated tablets\n\nStorage\n\n{name} tablets: {storage}\n\n"
+                          f"If you forget to take {name}\n\n{missed}\n\nPregnancy and breast-feeding\n\n{pregnancy}\n")
+        sidecar = {"title": f"{name} 20 mg tablets: package leaflet", "source": "test leaflet", "subjects": [name]}
+        files[leaflet + ".meta.json"] = json.dumps(sidecar)
+    return files
+
+
 def write_close_leaflets(corpus: Path) -> None:
     """The two leaflets (with sidecars declaring their medicine) into ``corpus``."""
-    for name, (storage, missed, pregnancy) in CLOSE_NAMES.items():
-        path = corpus / f"{name.lower()}-leaflet.txt"
-        path.write_text(
-            f"{name} 20 mg film-coated tablets\n\nStorage\n\n{name} tablets: {storage}\n\n"
-            f"If you forget to take {name}\n\n{missed}\n\nPregnancy and breast-feeding\n\n{pregnancy}\n",
-            encoding="utf-8",
-        )
-        sidecar = {"title": f"{name} 20 mg tablets: package leaflet", "source": "test leaflet", "subjects": [name]}
-        path.with_name(path.name + ".meta.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    for name, text in close_leaflets().items():
+        (corpus / name).write_text(text, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer, seed_corpus_plus
 from tests.qa_service.browser import HostSite, ask, new_page, wait_until
 
 XSS_TEXT = (
@@ -33,13 +31,7 @@ QUESTION = "How long does baclofen stay in the system?"
 @pytest.fixture(scope="module")
 def widget_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
     """An index of the seed corpus plus the mark-up document."""
-    root = tmp_path_factory.mktemp("widget")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    (corpus / "zebrafen-xss-leaflet.txt").write_text(XSS_TEXT, encoding="utf-8")
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=root / "index", admin_token=ADMIN_TOKEN)
-    IndexBuilder(settings, embedder).build()
-    return settings
+    return seed_corpus_plus(tmp_path_factory.mktemp("widget"), embedder, {"zebrafen-xss-leaflet.txt": XSS_TEXT})
 
 
 @pytest.fixture(scope="module")

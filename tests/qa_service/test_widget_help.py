@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,14 +20,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from ingest.build import IndexBuilder
 from ingest.embedding import Embedder
 from qa_service.api import create_app
 from qa_service.settings import ServiceSettings
-from tests.conftest import ADMIN_TOKEN, CORPUS, LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer, seed_corpus_plus
 from tests.qa_service.axe import assert_no_axe_violations
 from tests.qa_service.browser import HostSite, ask, new_page
-from tests.qa_service.test_coverage import AMBIGUOUS, CLOSE_NAMES, write_close_leaflets
+from tests.qa_service.test_coverage import AMBIGUOUS, CLOSE_NAMES, close_leaflets
 
 WIDTHS = [1280, 360]
 NOTICE_QUESTION = "How should I store my tablets?"
@@ -39,14 +37,8 @@ W = "#drugqa-widget"
 
 @pytest.fixture(scope="module")
 def help_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> ServiceSettings:
-    root = tmp_path_factory.mktemp("widget-help")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    write_close_leaflets(corpus)
-    settings = ServiceSettings(corpus_dir=corpus, index_dir=root / "index", admin_token=ADMIN_TOKEN,
-                               admin_rate_limit="10000/minute")
-    IndexBuilder(settings, embedder).build()
-    return settings
+    return seed_corpus_plus(tmp_path_factory.mktemp("widget-help"), embedder, close_leaflets(),
+                            admin_rate_limit="10000/minute")
 
 
 @pytest.fixture(scope="module")
