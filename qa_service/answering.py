@@ -802,14 +802,14 @@ class Answerer:
         named = reading.subjects.doc_ids if subjects and doc_ids is None else (doc_ids or [])
         answered_from = [a.citation.doc_id for a in answers]
         notice = None if subjects else self._several_subjects_notice(answered_from)
-        notice_subjects = self._subjects_of_each(answered_from)
+        notice_subjects = self._subjects_of_each(answered_from) if notice else []
         silent = [Source(d, documents[d].title) for d in sorted(named) if d not in heard and d in documents]
         return AskResult(
             question=question,
             answered=True,
             subjects=subjects,
             notice=notice,
-            notice_subjects=notice_subjects if notice else [],
+            notice_subjects=notice_subjects,
             answers=answers,
             silent=silent if len(silent) <= MAX_SILENT else [],
             took_ms=(time.perf_counter() - began) * 1000,
